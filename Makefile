@@ -1,0 +1,33 @@
+# Both entry points work from a clean clone: they create .venv when absent and install into it.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# For now: a demo shop from examples/ (init, import, accounts list) in ./ecsync-demo/.
+demo: $(STAMP)
+	rm -rf ecsync-demo && mkdir -p ecsync-demo && cp examples/ecsync.toml examples/listings.csv ecsync-demo/
+	cd ecsync-demo && ../$(BIN)/ecsync init && ../$(BIN)/ecsync import listings.csv && ../$(BIN)/ecsync accounts list
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy src/
+
+unit: $(STAMP)
+	$(BIN)/pytest -q
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) ecsync-demo .pytest_cache .mypy_cache .ruff_cache

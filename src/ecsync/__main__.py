@@ -1,0 +1,3 @@
+from ecsync.cli import main
+
+main()
