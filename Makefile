@@ -18,8 +18,8 @@ demo: $(STAMP)
 	cd ecsync-demo && ../$(BIN)/ecsync init && ../$(BIN)/ecsync import listings.csv && ../$(BIN)/ecsync accounts list
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy src/
