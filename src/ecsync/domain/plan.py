@@ -1,0 +1,281 @@
+"""Desired vs confirmed -> the changes to push, guarded and in the order that limits losses.
+
+Only differences cross the network, so this is where a cycle's channel calls are decided:
+one change per listing carrying every field that differs, tiny price moves skipped (they cost
+an API call and a revision for nothing), and the money guards applied last: no listed price
+under the floor (such a listing is hidden instead), a price cut deeper than ``max_drop_pct``
+held for a human, and a wave of hides bigger than ``max_hide_fraction`` of an account's
+listed items held as a whole (a sudden mass sell-out is more likely an upstream fault).
+Priorities put what protects money first: hides, then raises, then shows, then cuts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from enum import StrEnum
+from typing import Final
+
+from ecsync.config import AccountSettings, GuardSettings
+from ecsync.domain.model import ListingState, check_platform, hidden, is_listed
+
+__all__ = [
+    "PRIORITY",
+    "ChangeKind",
+    "ChangeStatus",
+    "GuardReport",
+    "Plan",
+    "PlanItem",
+    "PlannedChange",
+    "plan_account",
+]
+
+
+class ChangeKind(StrEnum):
+    HIDE = "hide"
+    PRICE_FIX = "price_fix"  # the confirmed price is under the floor: raise it now
+    PRICE_RAISE = "price_raise"
+    SHOW = "show"  # shown again, or restocked (BASE stock back from 0)
+    QUANTITY = "quantity"  # a quantity change that neither hides nor shows (eBay)
+    PRICE_CUT = "price_cut"
+
+
+class ChangeStatus(StrEnum):
+    PLANNED = "planned"
+    HELD = "held"  # a guard stopped it: journalled and reported, not pushed
+
+
+# Lower goes first. A hide stops overselling and a raise stops selling at a loss; a show or
+# a cut only gains sales, so they can wait for the budget that remains.
+PRIORITY: Final = {
+    ChangeKind.HIDE: 0,
+    ChangeKind.PRICE_FIX: 1,
+    ChangeKind.PRICE_RAISE: 2,
+    ChangeKind.SHOW: 3,
+    ChangeKind.QUANTITY: 4,
+    ChangeKind.PRICE_CUT: 5,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PlanItem:
+    """One listing to plan: its confirmed state, its desired state, and its price floor.
+
+    ``floor`` (listing currency) comes from ``rules.Desired.floor``; None means unknown.
+    A ``None`` field in ``desired`` means "leave as confirmed".
+    """
+
+    listing_id: int
+    confirmed: ListingState
+    desired: ListingState
+    floor: Decimal | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedChange:
+    """One change for one listing: ``new`` is the whole state after it (``old`` updated)."""
+
+    listing_id: int
+    kind: ChangeKind
+    old: ListingState
+    new: ListingState
+    reason: str
+    status: ChangeStatus
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class GuardReport:
+    """What the guards did to one account's plan.
+
+    ``listed`` is the denominator of the mass-hide guard; ``hides`` counts this plan's hides
+    (planned or held). ``below_floor`` counts listings hidden because their price would sit
+    under the floor; ``small_moves_skipped`` counts price moves under ``min_change`` left out.
+    """
+
+    listed: int = 0
+    hides: int = 0
+    held_hides: int = 0
+    held_drops: int = 0
+    below_floor: int = 0
+    small_moves_skipped: int = 0
+    mass_hide_tripped: bool = False
+
+    @property
+    def tripped(self) -> bool:
+        return self.mass_hide_tripped or self.held_drops > 0
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Changes sorted by (priority, listing id), with the guards' report."""
+
+    changes: tuple[PlannedChange, ...]
+    report: GuardReport
+
+    @property
+    def planned(self) -> tuple[PlannedChange, ...]:
+        return tuple(c for c in self.changes if c.status is ChangeStatus.PLANNED)
+
+    @property
+    def held(self) -> tuple[PlannedChange, ...]:
+        return tuple(c for c in self.changes if c.status is ChangeStatus.HELD)
+
+
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    change: PlannedChange | None
+    below_floor: bool
+    skipped_small: bool
+
+
+def plan_account(
+    items: Iterable[PlanItem],
+    account: AccountSettings,
+    guards: GuardSettings,
+    *,
+    listed_total: int | None = None,
+    prior_hides: int = 0,
+) -> Plan:
+    """Plan one account's changes for one cycle.
+
+    The mass-hide guard compares this plan's hides (plus ``prior_hides``, hides already
+    planned this cycle when planning is split into batches) with ``max_hide_fraction`` of
+    the account's listed items: ``listed_total`` when the caller knows the account-wide
+    count, else the items given that are listed once this plan's other changes are applied
+    (counting shows keeps the decision the same when re-planned after they were pushed).
+    """
+    platform = check_platform(account.platform)
+    min_change = account.min_change or Decimal(0)
+    items = list(items)
+    seen: set[int] = set()
+    drafts: list[_Draft] = []
+    for item in items:
+        if item.listing_id in seen:
+            raise ValueError(f"listing {item.listing_id} appears twice in one plan")
+        seen.add(item.listing_id)
+        drafts.append(_draft(item, platform, min_change, guards))
+
+    changes = [draft.change for draft in drafts if draft.change is not None]
+    if listed_total is None:
+        listed_total = sum(
+            is_listed(platform, _after(item.confirmed, draft.change))
+            for item, draft in zip(items, drafts, strict=True)
+        )
+    hides = [change for change in changes if change.kind is ChangeKind.HIDE]
+    tripped = bool(hides) and prior_hides + len(hides) > guards.max_hide_fraction * listed_total
+    if tripped:
+        note = (
+            f"held: {prior_hides + len(hides)} of {listed_total} listed items would be hidden "
+            f"this cycle (max {guards.max_hide_fraction:%})"
+        )
+        changes = [
+            _hold(change, note) if change.kind is ChangeKind.HIDE else change for change in changes
+        ]
+    changes.sort(key=lambda change: (change.priority, change.listing_id))
+    report = GuardReport(
+        listed=listed_total,
+        hides=len(hides),
+        held_hides=len(hides) if tripped else 0,
+        held_drops=sum(
+            c.status is ChangeStatus.HELD and c.kind is not ChangeKind.HIDE for c in changes
+        ),
+        below_floor=sum(draft.below_floor for draft in drafts),
+        small_moves_skipped=sum(draft.skipped_small for draft in drafts),
+        mass_hide_tripped=tripped,
+    )
+    return Plan(tuple(changes), report)
+
+
+def _after(confirmed: ListingState, change: PlannedChange | None) -> ListingState:
+    """The state once the plan's non-hide, non-held change is applied."""
+    if change is None or change.kind is ChangeKind.HIDE or change.status is ChangeStatus.HELD:
+        return confirmed
+    return change.new
+
+
+def _draft(item: PlanItem, platform: str, min_change: Decimal, guards: GuardSettings) -> _Draft:
+    """The change one listing needs, if any, with the per-listing guards applied."""
+    old, floor = item.confirmed, item.floor
+    target = _merge(old, item.desired)
+    notes: list[str] = []
+    below_floor = False
+    if is_listed(platform, target) and _under(target.price, floor):
+        notes.append(f"price {target.price} is under the floor {floor}: hidden instead")
+        target = hidden(platform, target)
+        below_floor = True
+
+    showing = _showing(platform, old, target)
+    new_price, skipped_small = old.price, False
+    # A listing that stays off sale keeps its price: it is set when the listing is shown.
+    if is_listed(platform, target) and target.price is not None and target.price != old.price:
+        small = old.price is not None and abs(target.price - old.price) < min_change
+        if small and not showing and not _under(old.price, floor):
+            skipped_small = True
+            notes.append(f"price move {old.price} -> {target.price} under {min_change} skipped")
+        else:
+            new_price = target.price
+    new = ListingState(price=new_price, visible=target.visible, quantity=target.quantity)
+    if new == old:
+        return _Draft(None, below_floor, skipped_small)
+
+    kind = _kind(platform, old, new, floor, showing)
+    status = ChangeStatus.PLANNED
+    drop = _drop_pct(old.price, new.price)
+    if drop is not None and drop > guards.max_drop_pct:
+        status = ChangeStatus.HELD
+        notes.append(f"held: price cut {drop:.1f}% exceeds max_drop_pct {guards.max_drop_pct}%")
+    reason = "; ".join(part for part in (item.reason, *notes) if part)
+    change = PlannedChange(item.listing_id, kind, old, new, reason, status, PRIORITY[kind])
+    return _Draft(change, below_floor, skipped_small)
+
+
+def _merge(confirmed: ListingState, desired: ListingState) -> ListingState:
+    """The desired state with its "no opinion" fields filled from the confirmed one."""
+    return ListingState(
+        price=desired.price if desired.price is not None else confirmed.price,
+        visible=desired.visible if desired.visible is not None else confirmed.visible,
+        quantity=desired.quantity if desired.quantity is not None else confirmed.quantity,
+    )
+
+
+def _under(price: Decimal | None, floor: Decimal | None) -> bool:
+    return price is not None and floor is not None and price < floor
+
+
+def _showing(platform: str, old: ListingState, new: ListingState) -> bool:
+    """Put back on sale: listed again, visible again, or stock back from zero."""
+    return (
+        (not is_listed(platform, old) and is_listed(platform, new))
+        or (new.visible is True and old.visible is not True)
+        or (old.quantity == 0 and (new.quantity or 0) > 0)
+    )
+
+
+def _kind(
+    platform: str, old: ListingState, new: ListingState, floor: Decimal | None, showing: bool
+) -> ChangeKind:
+    if is_listed(platform, old) and not is_listed(platform, new):
+        return ChangeKind.HIDE
+    if showing:
+        return ChangeKind.SHOW
+    if new.price != old.price:
+        if _under(old.price, floor):
+            return ChangeKind.PRICE_FIX
+        if old.price is None or (new.price is not None and new.price > old.price):
+            return ChangeKind.PRICE_RAISE
+        return ChangeKind.PRICE_CUT
+    return ChangeKind.QUANTITY
+
+
+def _drop_pct(old: Decimal | None, new: Decimal | None) -> Decimal | None:
+    if old is None or new is None or old <= 0 or new >= old:
+        return None
+    return (old - new) / old * 100
+
+
+def _hold(change: PlannedChange, note: str) -> PlannedChange:
+    reason = f"{change.reason}; {note}" if change.reason else note
+    return replace(change, reason=reason, status=ChangeStatus.HELD)
