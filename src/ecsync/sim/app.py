@@ -1,0 +1,46 @@
+"""The simulator's ASGI application: every API and the control routes on one Starlette app.
+
+Amazon, BASE and eBay live on different hosts in reality; here one loopback server serves
+all their paths (they do not collide), so a single URL works as every endpoint in the
+written config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+
+from ecsync.sim.amazon import SpApi
+from ecsync.sim.control import Control
+from ecsync.sim.ebay import EbayApi
+from ecsync.sim.state import SimState
+from ecsync.sim.thebase import BaseApi
+
+
+def create_app(state: SimState, url: str = "") -> Starlette:
+    """Compose the routes over ``state``; ``url`` is what /_sim/config writes as endpoint."""
+    control = Control(state)
+    control.url = url
+    routes = [
+        *SpApi(state).routes(),
+        *BaseApi(state).routes(),
+        *EbayApi(state).routes(),
+        *control.routes(),
+    ]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # The hang event must belong to the server's own loop.
+        state.faults.bind(asyncio.Event())
+        try:
+            yield
+        finally:
+            state.faults.release_all()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.sim = state
+    app.state.control = control
+    return app

@@ -1,0 +1,222 @@
+"""The sales channels' truth: BASE shops and eBay seller accounts with their listings.
+
+The routes in ``thebase.py`` and ``ebay.py`` change this state the way the real services
+would; the control API reads it (``/_sim/base/{account}/items``) so a test can check what
+a client really wrote. Items use ``__slots__`` because a shop may hold 100,000 of them.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from ecsync.sim.ratelimit import FixedWindow, WindowCounters
+
+HOUR = 3600.0
+DAY = 86400.0
+JST_OFFSET = 9 * HOUR  # BASE is a Japanese service: its day starts at midnight JST
+BASE_HOURLY_LIMIT = 5_000
+BASE_DAILY_LIMIT = 100_000
+EBAY_DAILY_CALL_LIMIT = 1_000_000  # unconfirmed for the Inventory API: settable per account
+EBAY_DAILY_REVISIONS = 250
+CENT = Decimal("0.01")
+
+
+class BaseItem:
+    __slots__ = (
+        "created",
+        "detail",
+        "identifier",
+        "item_id",
+        "list_order",
+        "modified",
+        "price",
+        "stock",
+        "title",
+        "visible",
+    )
+
+    def __init__(
+        self,
+        item_id: int,
+        *,
+        title: str,
+        price: int,
+        stock: int,
+        visible: int,
+        identifier: str,
+        now: int,
+        list_order: int,
+    ) -> None:
+        self.item_id = item_id
+        self.title = title
+        self.detail = ""
+        self.price = price
+        self.stock = stock
+        self.visible = visible
+        self.identifier = identifier
+        self.created = now
+        self.modified = now
+        self.list_order = list_order
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "item_id": self.item_id,
+            "title": self.title,
+            "detail": self.detail,
+            "price": self.price,
+            "proper_price": None,
+            "item_tax_type": 1,
+            "stock": self.stock,
+            "visible": self.visible,
+            "list_order": self.list_order,
+            "identifier": self.identifier,
+            "img1_origin": None,
+            "modified": self.modified,
+            "variations": [],
+        }
+
+
+class BaseAccount:
+    """One BASE shop: its OAuth client, its items and its API call windows.
+
+    ``items`` keeps list order (seeding adds items in ``list_order``, and nothing changes
+    it), ``_by_modified`` keeps the order of last modification (an edit moves an item to
+    the end: its ``modified`` is the newest), so listing a page never sorts 100,000 items.
+    """
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.name = f"base-{index}"
+        self.client_id = f"sim-base-client-{index}"
+        self.client_secret = f"sim-base-secret-{index}"
+        self.refresh_token = f"sim-base-refresh-{index}"
+        self.redirect_uri = "http://127.0.0.1/callback"
+        self.items: dict[int, BaseItem] = {}
+        self._by_modified: dict[int, BaseItem] = {}
+        self._ordered: dict[str, list[BaseItem]] = {}
+        self.hour = FixedWindow(HOUR, BASE_HOURLY_LIMIT)
+        self.day = FixedWindow(DAY, BASE_DAILY_LIMIT, offset=JST_OFFSET)
+
+    def add(self, item: BaseItem) -> None:
+        self.items[item.item_id] = item
+        self._by_modified[item.item_id] = item
+        self._ordered.clear()
+
+    def touch(self, item: BaseItem, now: float) -> None:
+        """Record an edit: ``modified`` moves on and the item becomes the latest modified."""
+        item.modified = int(now)
+        self._by_modified.pop(item.item_id, None)
+        self._by_modified[item.item_id] = item
+        self._ordered.pop("modified", None)
+        self._ordered.pop("modified:desc", None)
+
+    def delete(self, item_id: int) -> None:
+        del self.items[item_id]
+        del self._by_modified[item_id]
+        self._ordered.clear()
+
+    def ordered(self, order: str, descending: bool) -> list[BaseItem]:
+        """Items by ``list_order``, ``created`` (both: list order; ties by item id) or
+        ``modified``; a cached list, rebuilt only after a change that affects it."""
+        base = "modified" if order == "modified" else "list_order"
+        key = base + (":desc" if descending else "")
+        items = self._ordered.get(key)
+        if items is None:
+            source = self._by_modified if base == "modified" else self.items
+            items = list(source.values())
+            if descending:
+                items.reverse()
+            self._ordered[key] = items
+        return items
+
+    def settings(self) -> dict[str, Any]:
+        return {"hourly_limit": self.hour.limit, "daily_limit": self.day.limit}
+
+
+class EbayOffer:
+    __slots__ = (
+        "listing_id",
+        "offer_id",
+        "price_cents",
+        "quantity",
+        "ship_quantity",
+        "sku",
+        "status",
+        "title",
+    )
+
+    def __init__(
+        self, offer_id: str, sku: str, title: str, price_cents: int, quantity: int
+    ) -> None:
+        self.offer_id = offer_id
+        self.sku = sku
+        self.title = title
+        self.price_cents = price_cents
+        self.quantity = quantity
+        self.ship_quantity = quantity
+        self.status = "PUBLISHED"
+        self.listing_id = str(110_000_000_000 + int(offer_id) % 10**9)
+
+    @property
+    def price(self) -> str:
+        """eBay's decimal string, e.g. ``"24.99"``."""
+        return f"{self.price_cents // 100}.{self.price_cents % 100:02d}"
+
+    def to_json(self, marketplace: str = "EBAY_US") -> dict[str, Any]:
+        listing: dict[str, Any] = {"listingId": self.listing_id}
+        listing["listingStatus"] = "ACTIVE" if self.status == "PUBLISHED" else "ENDED"
+        return {
+            "offerId": self.offer_id,
+            "sku": self.sku,
+            "marketplaceId": marketplace,
+            "format": "FIXED_PRICE",
+            "availableQuantity": self.quantity,
+            "categoryId": "261068",
+            "listingDescription": self.title,
+            "pricingSummary": {"price": {"value": self.price, "currency": "USD"}},
+            "listing": listing,
+            "status": self.status,
+            "listingDuration": "GTC",
+        }
+
+    def inventory_item(self) -> dict[str, Any]:
+        return {
+            "sku": self.sku,
+            "locale": "en_US",
+            "product": {"title": self.title, "aspects": {}, "imageUrls": []},
+            "condition": "NEW",
+            "availability": {"shipToLocationAvailability": {"quantity": self.ship_quantity}},
+        }
+
+
+def price_to_cents(value: Decimal) -> int:
+    return int((value.quantize(CENT, rounding=ROUND_HALF_UP) * 100).to_integral_value())
+
+
+class EbayAccount:
+    """One eBay seller: its OAuth client, offers by SKU and offer id, and its limits."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.name = f"ebay-{index}"
+        self.client_id = f"sim-ebay-client-{index}"
+        self.client_secret = f"sim-ebay-secret-{index}"
+        self.refresh_token = f"sim-ebay-refresh-{index}"
+        self.by_sku: dict[str, EbayOffer] = {}
+        self.by_offer_id: dict[str, EbayOffer] = {}
+        self.calls = FixedWindow(DAY, EBAY_DAILY_CALL_LIMIT)
+        self.revisions = WindowCounters(DAY, EBAY_DAILY_REVISIONS)
+        # Out-of-stock control on: quantity 0 keeps the listing alive instead of failing.
+        self.out_of_stock_control = True
+
+    def add(self, offer: EbayOffer) -> None:
+        self.by_sku[offer.sku] = offer
+        self.by_offer_id[offer.offer_id] = offer
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "daily_call_limit": self.calls.limit,
+            "daily_revision_limit": self.revisions.limit,
+            "out_of_stock_control": self.out_of_stock_control,
+        }

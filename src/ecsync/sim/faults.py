@@ -1,0 +1,147 @@
+"""Injected faults per API, drawn from a seeded RNG so a failing run can be replayed.
+
+Rates are probabilities per request (``latency`` is a mean in wall-clock seconds, drawn
+from an exponential distribution). ``hang`` parks the request on an event that is only
+set when the server shuts down, so a hung client never blocks a clean stop.
+
+Faults act on API calls only: never on the OAuth token endpoints (so a client can always
+recover) nor on the control API. ``item_error`` fails one entry of an SP-API batch
+(getItemOffersBatch, getCompetitivePricing) or of an eBay bulk update; BASE has no batch
+call, so ``base.item_error`` is accepted and has nothing to act on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Mapping
+from typing import Any
+
+APIS = ("spapi", "base", "ebay")
+KINDS = ("throttle", "error500", "hang", "malformed", "item_error", "latency")
+
+
+class FaultError(ValueError):
+    """A fault specification that cannot be applied; the message says which part."""
+
+
+def _rate(api: str, kind: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FaultError(f"{api}.{kind}: must be a number, got {value!r}")
+    rate = float(value)
+    if kind == "latency":
+        if not 0 <= rate <= 60:
+            raise FaultError(f"{api}.latency: mean seconds must be between 0 and 60")
+    elif not 0 <= rate <= 1:
+        raise FaultError(f"{api}.{kind}: rate must be between 0 and 1, got {value!r}")
+    return rate
+
+
+def parse_fault_spec(spec: str) -> dict[str, Any]:
+    """``spapi.throttle=0.05,base.error500=0.02,revoke_tokens`` -> the JSON of PUT /_sim/faults."""
+    out: dict[str, Any] = {}
+    for raw in spec.split(","):
+        part = raw.strip()
+        if not part:
+            continue
+        key, _, value = part.partition("=")
+        key = key.strip()
+        if key == "revoke_tokens":
+            out["revoke_tokens"] = value.strip().lower() not in ("0", "false", "no")
+            continue
+        api, dot, kind = key.partition(".")
+        if not dot or not value:
+            raise FaultError(f"{part!r}: use API.KIND=RATE, e.g. spapi.throttle=0.05")
+        try:
+            number = float(value)
+        except ValueError:
+            raise FaultError(f"{part!r}: {value!r} is not a number") from None
+        out.setdefault(api, {})[kind] = number
+    return out
+
+
+class Faults:
+    """Current fault rates and the seeded draws that apply them."""
+
+    def __init__(self, seed: int) -> None:
+        self._rng = random.Random(f"faults:{seed}")
+        self.rates: dict[str, dict[str, float]] = {api: {} for api in APIS}
+        self.revocations = 0
+        self._release: asyncio.Event | None = None
+        self.hanging = 0
+
+    # --- configuration ----------------------------------------------------------------
+
+    def validate(self, config: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+        if not isinstance(config, Mapping):
+            raise FaultError("faults must be a JSON object")
+        rates: dict[str, dict[str, float]] = {}
+        for key, value in config.items():
+            if key == "revoke_tokens":
+                if not isinstance(value, bool):
+                    raise FaultError("revoke_tokens: must be true or false")
+                continue
+            if key not in APIS:
+                raise FaultError(f"{key}: unknown API (use {', '.join(APIS)})")
+            if not isinstance(value, Mapping):
+                raise FaultError(f"{key}: must be an object of fault rates")
+            for kind, rate in value.items():
+                if kind not in KINDS:
+                    raise FaultError(f"{key}.{kind}: unknown fault (use {', '.join(KINDS)})")
+                rates.setdefault(key, {})[kind] = _rate(key, kind, rate)
+        return rates
+
+    def replace(self, config: Mapping[str, Any]) -> bool:
+        """PUT semantics: every rate not given becomes 0. Returns whether to revoke tokens."""
+        rates = self.validate(config)
+        self.rates = {api: dict(rates.get(api, {})) for api in APIS}
+        return bool(config.get("revoke_tokens", False))
+
+    def merge(self, config: Mapping[str, Any]) -> bool:
+        """PATCH semantics: only the rates given change."""
+        rates = self.validate(config)
+        for api, kinds in rates.items():
+            self.rates[api].update(kinds)
+        return bool(config.get("revoke_tokens", False))
+
+    def snapshot(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            api: {kind: self.rates[api].get(kind, 0.0) for kind in KINDS} for api in APIS
+        }
+        out["revoke_tokens"] = False
+        out["revocations"] = self.revocations
+        out["hanging"] = self.hanging
+        return out
+
+    # --- draws ------------------------------------------------------------------------
+
+    def hit(self, api: str, kind: str) -> bool:
+        rate = self.rates[api].get(kind, 0.0)
+        return rate > 0 and self._rng.random() < rate
+
+    def choice(self, count: int) -> int:
+        return self._rng.randrange(count)
+
+    def latency(self, api: str) -> float:
+        mean = self.rates[api].get("latency", 0.0)
+        return self._rng.expovariate(1 / mean) if mean > 0 else 0.0
+
+    # --- hanging ----------------------------------------------------------------------
+
+    def bind(self, release: asyncio.Event) -> None:
+        """Give the event (created on the server's loop) that shutdown sets."""
+        self._release = release
+
+    async def hang(self) -> None:
+        """Never return until the server shuts down."""
+        if self._release is None:
+            self._release = asyncio.Event()
+        self.hanging += 1
+        try:
+            await self._release.wait()
+        finally:
+            self.hanging -= 1
+
+    def release_all(self) -> None:
+        if self._release is not None:
+            self._release.set()

@@ -1,0 +1,38 @@
+"""The simulator's options (``ecsync sim`` flags), shared by the server, seeding and tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class SimOptions:
+    """Everything that shapes one simulator run; the same options give the same market."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    seed: int = 1
+    products: int = 1000
+    base_accounts: int = 1
+    ebay_accounts: int = 1
+    ebay_share: float = 0.2
+    drift: float = 0.1
+    speed: float = 1.0
+    faults: str = ""
+    write_config: Path | None = None
+
+    def check(self) -> None:
+        """Refuse options that would make a nonsense market, naming the option."""
+        if self.products < 0:
+            raise ValueError("--products must be 0 or more")
+        if self.base_accounts < 0 or self.ebay_accounts < 0:
+            raise ValueError("--base-accounts and --ebay-accounts must be 0 or more")
+        if not 0 <= self.ebay_share <= 1:
+            raise ValueError("--ebay-share must be between 0 and 1")
+        if not 0 <= self.drift <= 1:
+            raise ValueError("--drift must be between 0 and 1")
+        if self.speed <= 0:
+            raise ValueError("--speed must be positive")
+        if not 0 <= self.port <= 65535:
+            raise ValueError("--port must be between 0 and 65535")

@@ -1,0 +1,218 @@
+"""Build a simulator's whole starting state from its options, and write a matching config.
+
+The channels must start as a correct sync would have left them, so a first ecsync cycle
+against a fresh simulator finds exactly the ``--drift`` products to change. "Correct" is
+ecsync's own domain logic (``ecsync.domain.quotes`` and ``ecsync.domain.pricing``) applied
+to the very payload the SP-API route serves, with the default offer rules and the default
+strategies the written config names (``markup`` for BASE, ``ebay_formula`` for eBay). Only
+then does the drift move some Amazon offers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from decimal import Decimal
+from pathlib import Path
+
+from ecsync.config import OfferRules, PricingStrategy, default_strategies
+from ecsync.domain.pricing import price_listing
+from ecsync.domain.quotes import quote_from_payload
+from ecsync.sim import payloads
+from ecsync.sim.channels import BaseAccount, BaseItem, EbayAccount, EbayOffer, price_to_cents
+from ecsync.sim.clock import SimClock
+from ecsync.sim.faults import Faults, parse_fault_spec
+from ecsync.sim.market import JAPAN_MARKETPLACE_ID, Market, Product
+from ecsync.sim.options import SimOptions
+from ecsync.sim.state import LWA_CLIENT_ID, LWA_CLIENT_SECRET, LWA_REFRESH_TOKEN, SimState
+from ecsync.sim.stats import SimStats
+
+log = logging.getLogger(__name__)
+
+BASE_ITEM_ID_START = 80_000_000
+EBAY_OFFER_ID_START = 7_000_000_000
+EBAY_OFFER_ID_STRIDE = 100_000_000
+
+
+def drift_seed(seed: int) -> int:
+    return random.Random(f"drift:{seed}").getrandbits(32)
+
+
+def build_state(options: SimOptions, clock: SimClock | None = None) -> SimState:
+    """Market, channels (synced), then drift; deterministic for the same options."""
+    options.check()
+    clock = clock or SimClock(options.speed)
+    market = Market.generate(options.seed, options.products, clock.now_datetime().date())
+    faults = Faults(options.seed)
+    if options.faults:
+        faults.replace(parse_fault_spec(options.faults))
+    base = {f"base-{i}": BaseAccount(i) for i in range(1, options.base_accounts + 1)}
+    ebay = {f"ebay-{i}": EbayAccount(i) for i in range(1, options.ebay_accounts + 1)}
+    state = SimState(
+        options=options,
+        clock=clock,
+        market=market,
+        faults=faults,
+        stats=SimStats(list(base), list(ebay)),
+        base=base,
+        ebay=ebay,
+    )
+    state.register_refresh_tokens()
+    seed_channels(state)
+    moved = market.step(options.drift, drift_seed(options.seed)) if options.drift else {}
+    state.seeding = {"drift": moved}
+    log.info(
+        "simulator seeded: %d products, %d BASE and %d eBay accounts, drift %s",
+        options.products,
+        len(base),
+        len(ebay),
+        moved,
+    )
+    return state
+
+
+class _Pricer:
+    """Quotes and prices a product exactly as ecsync would from the served payload."""
+
+    def __init__(self, state: SimState) -> None:
+        self.market = state.market
+        self.rules = OfferRules()
+        strategies = default_strategies()
+        self.base: PricingStrategy = strategies["markup"]
+        self.ebay: PricingStrategy = strategies["ebay_formula"]
+        self.now = state.clock.now_datetime()
+        self._cost: dict[int, Decimal | None] = {}
+
+    def cost(self, product: Product) -> Decimal | None:
+        """The landed source price, or None when the quote is not ok."""
+        if product.index not in self._cost:
+            payload = payloads.offers_payload(
+                product.asin,
+                self.market.offers(product),
+                list_price=product.list_price,
+                rank=product.rank,
+                item_condition="New",
+            )
+            quote = quote_from_payload(payload, self.rules)
+            ok = quote.status == "ok" and quote.price is not None
+            self._cost[product.index] = quote.price if ok else None
+        return self._cost[product.index]
+
+    def price(self, strategy: PricingStrategy, cost: Decimal | None) -> Decimal | None:
+        if cost is None:
+            return None
+        return price_listing(strategy, cost, self.now).price
+
+
+def seed_channels(state: SimState) -> None:
+    pricer = _Pricer(state)
+    products = state.market.products
+    now = int(state.clock.now())
+    accounts = list(state.base.values())
+    for index, product in enumerate(products):
+        if not accounts:
+            break
+        account = accounts[index % len(accounts)]
+        _seed_base_item(account, product, pricer, now, index)
+    for ebay in state.ebay.values():
+        rng = random.Random(f"ebay:{state.options.seed}:{ebay.index}")
+        count = round(len(products) * state.options.ebay_share)
+        for index in sorted(rng.sample(range(len(products)), count)):
+            _seed_ebay_offer(ebay, products[index], pricer)
+
+
+def _seed_base_item(
+    account: BaseAccount, product: Product, pricer: _Pricer, now: int, index: int
+) -> None:
+    # What the item showed before the last sync; kept when the sync had to hide it.
+    price = int(round(product.base_price * 1.3, -1)) or 10
+    visible, stock = 0, 1
+    synced = pricer.price(pricer.base, pricer.cost(product))
+    if synced is not None:
+        price, visible, stock = int(synced), 1, 1
+    item_id = BASE_ITEM_ID_START + index
+    account.add(
+        BaseItem(
+            item_id,
+            title=pricer.market.title(product),
+            price=price,
+            stock=stock,
+            visible=visible,
+            identifier=product.asin,
+            now=now,
+            list_order=index + 1,
+        )
+    )
+
+
+def _seed_ebay_offer(account: EbayAccount, product: Product, pricer: _Pricer) -> None:
+    synced = pricer.price(pricer.ebay, pricer.cost(product))
+    if synced is not None:
+        price, quantity = synced, 1
+    else:
+        price = pricer.price(pricer.ebay, Decimal(product.base_price)) or Decimal("9.99")
+        quantity = 0
+    offer_id = str(EBAY_OFFER_ID_START + account.index * EBAY_OFFER_ID_STRIDE + product.index)
+    offer = EbayOffer(offer_id, product.asin, pricer.market.title(product), 0, quantity)
+    offer.price_cents = price_to_cents(price)
+    account.add(offer)
+
+
+# --- the config file ------------------------------------------------------------------
+
+
+def _toml(value: str) -> str:
+    return json.dumps(value)  # a JSON string of ASCII text is a valid TOML basic string
+
+
+def config_text(state: SimState, url: str) -> str:
+    """An ``ecsync.toml`` in the shape of docs/sim-config-example.toml for this simulator."""
+    lines = [
+        "# What `ecsync sim --write-config PATH` writes (values vary with the port and seed).",
+        f"# Simulator {url}, seed {state.options.seed}, {state.options.products} products.",
+        "[database]",
+        'url = ""            # empty: ecsync.db beside this file',
+        "",
+        "[amazon]",
+        f"endpoint = {_toml(url)}",
+        f"token_url = {_toml(url + '/auth/o2/token')}",
+        f"marketplace_id = {_toml(JAPAN_MARKETPLACE_ID)}",
+        f"client_id = {_toml(LWA_CLIENT_ID)}",
+        f"client_secret = {_toml(LWA_CLIENT_SECRET)}",
+        f"refresh_token = {_toml(LWA_REFRESH_TOKEN)}",
+    ]
+    for base in state.base.values():
+        lines += [
+            "",
+            "[[accounts]]",
+            f"name = {_toml(base.name)}",
+            'platform = "base"',
+            f"endpoint = {_toml(url)}",
+            f"client_id = {_toml(base.client_id)}",
+            f"client_secret = {_toml(base.client_secret)}",
+            f"refresh_token = {_toml(base.refresh_token)}",
+            f"redirect_uri = {_toml(base.redirect_uri)}",
+            'pricing = "markup"',
+        ]
+    for ebay in state.ebay.values():
+        lines += [
+            "",
+            "[[accounts]]",
+            f"name = {_toml(ebay.name)}",
+            'platform = "ebay"',
+            f"endpoint = {_toml(url)}",
+            f"client_id = {_toml(ebay.client_id)}",
+            f"client_secret = {_toml(ebay.client_secret)}",
+            f"refresh_token = {_toml(ebay.refresh_token)}",
+            'pricing = "ebay_formula"',
+        ]
+    lines += ["", "[daemon]", 'interval = "3h"', "", "[logging]", 'file = "ecsync.log"', ""]
+    return "\n".join(lines)
+
+
+def write_config(path: Path, state: SimState, url: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(config_text(state, url), encoding="utf-8")
+    log.info("wrote simulator config %s", path)
+    return path

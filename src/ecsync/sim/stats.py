@@ -1,0 +1,65 @@
+"""What clients did to the simulator, in the shape of ``GET /_sim/stats`` (INTERFACE.md).
+
+Tests and benchmarks judge ecsync by these numbers (how many SP-API calls, how often an
+ASIN was fetched, how many channel writes), so every route reports here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+
+class ChannelCounters:
+    __slots__ = ("errors", "limit_errors", "reads", "writes")
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.writes = 0
+        self.limit_errors = 0
+        self.errors = 0
+
+
+class SimStats:
+    def __init__(self, base_accounts: list[str], ebay_accounts: list[str]) -> None:
+        self._base_names = base_accounts
+        self._ebay_names = ebay_accounts
+        self.reset()
+
+    def reset(self) -> None:
+        self.spapi_requests: Counter[str] = Counter()
+        self.spapi_throttled = 0
+        self.asin_fetches: Counter[str] = Counter()
+        self.base = {name: ChannelCounters() for name in self._base_names}
+        self.ebay = {name: ChannelCounters() for name in self._ebay_names}
+
+    def served(self, asin: str) -> None:
+        """An ASIN's offers went out in a getItemOffers(Batch) answer."""
+        self.asin_fetches[asin] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        fetches = self.asin_fetches
+        return {
+            "spapi": {
+                "requests": dict(self.spapi_requests),
+                "throttled": self.spapi_throttled,
+                "asin_fetches": {
+                    "total": sum(fetches.values()),
+                    "distinct": len(fetches),
+                    "max_per_asin": max(fetches.values(), default=0),
+                },
+            },
+            "base": {
+                name: {
+                    "reads": c.reads,
+                    "writes": c.writes,
+                    "limit_errors": c.limit_errors,
+                    "errors": c.errors,
+                }
+                for name, c in self.base.items()
+            },
+            "ebay": {
+                name: {"reads": c.reads, "writes": c.writes, "errors": c.errors}
+                for name, c in self.ebay.items()
+            },
+        }

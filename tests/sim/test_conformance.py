@@ -1,0 +1,389 @@
+"""Every SP-API answer the simulator gives validates against Amazon's own models, and the
+models' sandbox examples (``x-amzn-api-sandbox``) replay through the simulator."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+
+import httpx
+import pytest
+from jsonschema import Draft4Validator  # type: ignore[import-untyped]
+
+from tests.sim.conftest import JP, SPECS, SimClient
+
+pytestmark = pytest.mark.skipif(
+    not SPECS.is_dir(), reason=f"Amazon's OpenAPI models not found at {SPECS}"
+)
+
+PRICING = "productPricingV0.json"
+CATALOG = "catalogItems_2022-04-01.json"
+BATCH_PATH = "/batches/products/pricing/v0/itemOffers"
+OFFERS_PATH = "/products/pricing/v0/items/{Asin}/offers"
+COMPETITIVE_PATH = "/products/pricing/v0/competitivePrice"
+CATALOG_PATH = "/catalog/2022-04-01/items/{asin}"
+US = "ATVPDKIKX0DER"
+
+# Offers exercising every optional field the simulator can emit.
+ZOO = [
+    {"seller_id": "A1ZOOFBA00001", "price": 1980, "fba": True, "prime": True, "points": 20},
+    {"seller_id": "A1ZOOSHIP0002", "price": 1500, "shipping": 500, "max_hours": 48},
+    {
+        "seller_id": "A1ZOOFUTURE03",
+        "price": 1200,
+        "availability": "FUTURE_WITH_DATE",
+        "available_date": "2031-01-15",
+    },
+    {"seller_id": "A1ZOOFUTURE04", "price": 1250, "availability": "FUTURE_WITHOUT_DATE"},
+    {"seller_id": "A1ZOOUSED0005", "price": 900, "sub_condition": "good", "featured": False},
+    {"seller_id": "A1ZOOSLOW0006", "price": 1000, "min_hours": 144, "max_hours": 168},
+]
+
+
+@cache
+def spec(name: str) -> dict[str, Any]:
+    return json.loads((SPECS / name).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+@cache
+def validator(name: str, path: str, method: str, status: int) -> Draft4Validator:
+    """The response schema, wrapped with the model's definitions so "#/definitions/..."
+    references resolve."""
+    document = spec(name)
+    schema = document["paths"][path][method]["responses"][str(status)]["schema"]
+    return Draft4Validator({**schema, "definitions": document["definitions"]})
+
+
+def check(name: str, path: str, method: str, status: int, body: Any) -> None:
+    """Validate ``body`` against the model's response schema for (path, method, status)."""
+    errors = sorted(
+        validator(name, path, method, status).iter_errors(body), key=lambda e: list(e.path)
+    )
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors[:5])
+
+
+@pytest.fixture(scope="module")
+def sim(shared_sim: SimClient) -> Iterator[SimClient]:
+    shared_sim.freeze()
+    shared_sim.control("PUT", "/amazon/B0ZOOZOOZ1", {"offers": ZOO})
+    shared_sim.control("PUT", "/amazon/B0ZOOEMPTY", {"out_of_stock": True})
+    yield shared_sim
+    shared_sim.faults({})
+
+
+@pytest.fixture
+def token(sim: SimClient) -> str:
+    """A fresh token, with every bucket refilled (the clock is frozen, so this is exact)."""
+    sim.faults({})
+    sim.advance(30)
+    return sim.amazon_token()
+
+
+def test_batch_success_and_item_errors_validate(sim: SimClient, token: str) -> None:
+    asins = ["B0ZOOZOOZ1", "B0ZOOEMPTY", "B0NOTINCAT", *sim.asins(17)]
+    response = sim.batch(token, asins)
+    assert response.status_code == 200
+    assert response.headers["x-amzn-RateLimit-Limit"] == "0.1"
+    assert response.headers["x-amzn-RequestId"]
+    body = response.json()
+    check(PRICING, BATCH_PATH, "post", 200, body)
+    statuses = [entry["status"]["statusCode"] for entry in body["responses"]]
+    assert statuses[:3] == [200, 200, 400]
+    zoo, empty, missing = (entry["body"] for entry in body["responses"][:3])
+    assert zoo["payload"]["Summary"]["TotalOfferCount"] == len(ZOO)
+    assert empty["payload"]["status"] == "NoBuyableOffers"
+    assert missing["errors"][0]["code"] == "InvalidInput"
+    for entry in body["responses"]:
+        if entry["status"]["statusCode"] == 200:
+            check(PRICING, OFFERS_PATH, "get", 200, entry["body"])
+
+
+def test_batch_item_error_fault_validates(sim: SimClient, token: str) -> None:
+    sim.faults({"spapi": {"item_error": 1.0}})
+    body = sim.batch(token, sim.asins(5)).json()
+    check(PRICING, BATCH_PATH, "post", 200, body)
+    failed = [e for e in body["responses"] if e["status"]["statusCode"] != 200]
+    assert len(failed) == 1
+    assert failed[0]["status"]["statusCode"] == 500
+
+
+def test_every_generated_payload_validates(sim: SimClient) -> None:
+    """All 300 products' payloads, as served in batches of 20."""
+    asins = sim.asins()
+    for start in range(0, len(asins), 20):
+        sim.advance(10)
+        token = sim.amazon_token()
+        response = sim.batch(token, asins[start : start + 20])
+        assert response.status_code == 200
+        check(PRICING, BATCH_PATH, "post", 200, response.json())
+
+
+def test_batch_request_errors_validate(sim: SimClient, token: str) -> None:
+    too_many = sim.batch(token, sim.asins(21))
+    assert too_many.status_code == 400
+    assert too_many.headers["x-amzn-RateLimit-Limit"] == "0.1"
+    check(PRICING, BATCH_PATH, "post", 400, too_many.json())
+    sim.advance(10)
+    us = sim.batch(token, sim.asins(2), MarketplaceId=US)
+    assert us.status_code == 400
+    assert us.json()["errors"][0]["code"] == "InvalidInput"
+    check(PRICING, BATCH_PATH, "post", 400, us.json())
+
+
+def test_throttled_and_unauthorized_validate(sim: SimClient, token: str) -> None:
+    assert sim.batch(token, sim.asins(1)).status_code == 200
+    throttled = sim.batch(token, sim.asins(1))
+    assert throttled.status_code == 429
+    assert "x-amzn-RateLimit-Limit" not in throttled.headers
+    assert throttled.json()["errors"][0]["code"] == "QuotaExceeded"
+    check(PRICING, BATCH_PATH, "post", 429, throttled.json())
+    denied = sim.batch("Atza|not-a-token", sim.asins(1))
+    assert denied.status_code == 403
+    assert denied.json() == {
+        "errors": [
+            {
+                "code": "Unauthorized",
+                "message": "Access to requested resource is denied.",
+                "details": "The access token you provided is revoked, malformed or invalid.",
+            }
+        ]
+    }
+    check(PRICING, BATCH_PATH, "post", 403, denied.json())
+
+
+def test_error500_validates(sim: SimClient, token: str) -> None:
+    sim.faults({"spapi": {"error500": 1.0}})
+    response = sim.batch(token, sim.asins(1))
+    assert response.status_code == 500
+    check(PRICING, BATCH_PATH, "post", 500, response.json())
+
+
+def get_offers(sim: SimClient, token: str, asin: str, **params: str) -> httpx.Response:
+    query = {"MarketplaceId": JP, "ItemCondition": "New", **params}
+    return sim.http.get(
+        f"/products/pricing/v0/items/{asin}/offers",
+        params=query,
+        headers={"x-amz-access-token": token},
+    )
+
+
+def test_item_offers_validates(sim: SimClient, token: str) -> None:
+    ok = get_offers(sim, token, "B0ZOOZOOZ1", CustomerType="Consumer", Unknown="ignored")
+    assert ok.status_code == 200
+    assert ok.headers["x-amzn-RateLimit-Limit"] == "0.5"
+    check(PRICING, OFFERS_PATH, "get", 200, ok.json())
+    offers = ok.json()["payload"]["Offers"]
+    assert offers[0]["SellerId"] == "A1ZOOUSED0005"  # cheapest first
+    sim.advance(2)
+    bad = get_offers(sim, token, "B0ZOOZOOZ1", MarketplaceId=US)
+    assert bad.status_code == 400
+    assert bad.headers["x-amzn-RateLimit-Limit"] == "0.5"
+    check(PRICING, OFFERS_PATH, "get", 400, bad.json())
+    sim.advance(2)
+    unknown = get_offers(sim, token, "B0NOTINCAT")
+    assert unknown.status_code == 400
+    check(PRICING, OFFERS_PATH, "get", 400, unknown.json())
+
+
+def test_competitive_pricing_validates(sim: SimClient, token: str) -> None:
+    asins = ["B0ZOOZOOZ1", "B0ZOOEMPTY", "B0NOTINCAT", *sim.asins(5)]
+    response = sim.http.get(
+        COMPETITIVE_PATH,
+        params={"MarketplaceId": JP, "ItemType": "Asin", "Asins": ",".join(asins)},
+        headers={"x-amz-access-token": token},
+    )
+    assert response.status_code == 200
+    assert response.headers["x-amzn-RateLimit-Limit"] == "0.5"
+    body = response.json()
+    check(PRICING, COMPETITIVE_PATH, "get", 200, body)
+    zoo = body["payload"][0]["Product"]["CompetitivePricing"]
+    assert [p["CompetitivePriceId"] for p in zoo["CompetitivePrices"]] == ["1", "2"]
+    assert body["payload"][2]["status"] == "ClientError"
+    sim.advance(2)
+    bad = sim.http.get(
+        COMPETITIVE_PATH,
+        params={"MarketplaceId": JP, "ItemType": "Asin", "Asins": ",".join(sim.asins(21))},
+        headers={"x-amz-access-token": token},
+    )
+    assert bad.status_code == 400
+    check(PRICING, COMPETITIVE_PATH, "get", 400, bad.json())
+
+
+def test_catalog_item_validates(sim: SimClient, token: str) -> None:
+    datasets = "attributes,classifications,dimensions,identifiers,images,productTypes,"
+    datasets += "relationships,salesRanks,summaries,vendorDetails"
+    asin = sim.asins(1)[0]
+    full = sim.catalog(token, asin, includedData=datasets, locale="ja_JP")
+    assert full.status_code == 200
+    assert full.headers["x-amzn-RateLimit-Limit"] == "2"
+    check(CATALOG, CATALOG_PATH, "get", 200, full.json())
+    assert full.json()["summaries"][0]["marketplaceId"] == JP
+    default = sim.catalog(token, asin)
+    assert set(default.json()) == {"asin", "summaries"}
+    sim.advance(1)
+    missing = sim.catalog(token, "B0NOTINCAT")
+    assert missing.status_code == 404
+    assert missing.headers["x-amzn-RateLimit-Limit"] == "2"
+    check(CATALOG, CATALOG_PATH, "get", 404, missing.json())
+    sim.advance(1)
+    bad = sim.catalog(token, asin, marketplaceIds=US)
+    assert bad.status_code == 400
+    check(CATALOG, CATALOG_PATH, "get", 400, bad.json())
+
+
+# --- sandbox replay ---------------------------------------------------------------------
+
+
+def sandbox_cases(name: str, path: str, method: str) -> list[tuple[int, dict[str, Any]]]:
+    responses = spec(name)["paths"][path][method]["responses"]
+    return [
+        (int(status), case)
+        for status, response in responses.items()
+        for case in response.get("x-amzn-api-sandbox", {}).get("static", [])
+    ]
+
+
+def _to_japan(value: Any) -> Any:
+    """The examples are for the US marketplace; only Japan is served."""
+    if isinstance(value, str):
+        return JP if value == US else value
+    if isinstance(value, list):
+        return [_to_japan(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_japan(v) for k, v in value.items()}
+    return value
+
+
+def _in_yen(value: Any) -> Any:
+    """Dollar amounts of the examples as yen (x150), so cents do not round to nothing."""
+    if isinstance(value, list):
+        return [_in_yen(v) for v in value]
+    if isinstance(value, dict):
+        if "Amount" in value and "CurrencyCode" in value:
+            return {"CurrencyCode": "JPY", "Amount": round(value["Amount"] * 150)}
+        return {k: _in_yen(v) for k, v in value.items()}
+    return value
+
+
+def _seed_from_example(sim: SimClient, payload: dict[str, Any]) -> None:
+    """Put the example's ASIN and offers into the catalog."""
+    offers = []
+    for offer in payload.get("Offers", []):
+        converted = _in_yen(copy.deepcopy(offer))
+        converted.setdefault("SellerId", "A1SANDBOX0001")
+        offers.append(converted)
+    if not offers:
+        offers = [{"seller_id": "A1SANDBOX0001", "price": 1000}]
+    sim.control("PUT", f"/amazon/{payload['ASIN']}", {"offers": offers})
+
+
+def _assert_covers(served: dict[str, Any], example: dict[str, Any], where: str) -> None:
+    missing = set(example) - set(served)
+    assert not missing, f"{where}: the simulator leaves out {sorted(missing)}"
+
+
+def test_sandbox_batch_examples_replay(sim: SimClient) -> None:
+    cases = sandbox_cases(PRICING, BATCH_PATH, "post")
+    assert cases, "the model carries getItemOffersBatch sandbox examples"
+    for status, case in cases:
+        body = case["request"]["parameters"]["body"]["value"]
+        sim.advance(10)
+        token = sim.amazon_token()
+        if status == 400:  # a US-marketplace request: InvalidInput here as in the example
+            response = sim.http.post(BATCH_PATH, json=body, headers={"x-amz-access-token": token})
+            assert response.status_code == 400
+            assert response.json()["errors"][0]["code"] == case["response"]["errors"][0]["code"]
+            check(PRICING, BATCH_PATH, "post", 400, response.json())
+            continue
+        for entry in case["response"]["responses"]:
+            if entry["status"]["statusCode"] == 200:
+                _seed_from_example(sim, entry["body"]["payload"])
+        response = sim.http.post(
+            BATCH_PATH, json=_to_japan(body), headers={"x-amz-access-token": token}
+        )
+        assert response.status_code == status
+        served = response.json()
+        check(PRICING, BATCH_PATH, "post", 200, served)
+        for mine, theirs in zip(served["responses"], case["response"]["responses"], strict=True):
+            assert mine["status"]["statusCode"] == theirs["status"]["statusCode"]
+            assert mine["request"]["Asin"] == theirs["request"]["Asin"]
+            if theirs["status"]["statusCode"] == 200:
+                ours, example = mine["body"]["payload"], theirs["body"]["payload"]
+                _assert_covers(ours, example, "payload")
+                _assert_covers(ours["Summary"], example["Summary"], "Summary")
+                for offer, example_offer in zip(ours["Offers"], example["Offers"], strict=False):
+                    _assert_covers(offer, example_offer, "Offers[]")
+
+
+def test_sandbox_item_offers_examples_replay(sim: SimClient) -> None:
+    cases = sandbox_cases(PRICING, OFFERS_PATH, "get")
+    assert cases
+    for status, case in cases:
+        params = {k: v["value"] for k, v in case["request"]["parameters"].items()}
+        asin = params.pop("Asin")
+        sim.advance(10)
+        token = sim.amazon_token()
+        if status == 200:
+            _seed_from_example(sim, case["response"]["payload"])
+            params = _to_japan(params)
+            params.setdefault("ItemCondition", "New")  # required by the model, absent here
+        response = sim.http.get(
+            OFFERS_PATH.format(Asin=asin), params=params, headers={"x-amz-access-token": token}
+        )
+        assert response.status_code == status, response.text
+        check(PRICING, OFFERS_PATH, "get", status, response.json())
+        if status == 200:
+            _assert_covers(response.json()["payload"], case["response"]["payload"], "payload")
+        else:
+            assert response.json()["errors"][0]["code"] == case["response"]["errors"][0]["code"]
+
+
+def test_sandbox_competitive_pricing_examples_replay(sim: SimClient) -> None:
+    cases = sandbox_cases(PRICING, COMPETITIVE_PATH, "get")
+    assert cases
+    for status, case in cases:
+        params = {k: v["value"] for k, v in case["request"]["parameters"].items()}
+        sim.advance(10)
+        token = sim.amazon_token()
+        if status == 200:
+            if params.get("ItemType") != "Asin":
+                continue  # by seller SKU: the simulator holds no seller SKUs
+            asins = [entry["ASIN"] for entry in case["response"]["payload"]]
+            for asin in asins:
+                _seed_from_example(sim, {"ASIN": asin})
+            params = _to_japan(params) | {"Asins": ",".join(asins)}
+        response = sim.http.get(
+            COMPETITIVE_PATH, params=params, headers={"x-amz-access-token": token}
+        )
+        assert response.status_code == status, response.text
+        check(PRICING, COMPETITIVE_PATH, "get", status, response.json())
+        if status == 200:
+            for mine, theirs in zip(
+                response.json()["payload"], case["response"]["payload"], strict=True
+            ):
+                _assert_covers(mine, theirs, "Price")
+                assert mine["ASIN"] == theirs["ASIN"]
+
+
+def test_sandbox_catalog_examples_replay(sim: SimClient) -> None:
+    cases = sandbox_cases(CATALOG, CATALOG_PATH, "get")
+    assert cases
+    replayed = 0
+    for status, case in cases:
+        params = {k: v["value"] for k, v in case["request"]["parameters"].items()}
+        asin = params.pop("asin")
+        if not asin:
+            continue  # an empty path parameter cannot be routed: nothing to replay
+        _seed_from_example(sim, {"ASIN": asin})
+        sim.advance(10)
+        token = sim.amazon_token()
+        query = {k: ",".join(v) if isinstance(v, list) else v for k, v in params.items()}
+        response = sim.catalog(token, asin, **_to_japan(query))
+        assert response.status_code == status
+        check(CATALOG, CATALOG_PATH, "get", status, response.json())
+        _assert_covers(response.json(), case["response"], "Item")
+        replayed += 1
+    assert replayed
