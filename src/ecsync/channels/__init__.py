@@ -1,1 +1,67 @@
+"""Sales-channel adapters behind one protocol (``protocol.py``): BASE and eBay.
 
+The engine asks :func:`open_adapter` for an account's adapter and knows nothing else about
+the channel: auth and token rotation, paging, batching and call budgets stay inside.
+"""
+
+from __future__ import annotations
+
+from ecsync.channels.ebay import EbayAdapter
+from ecsync.channels.errors import (
+    ChannelAuthError,
+    ChannelBudgetExhausted,
+    ChannelError,
+    ChannelRefused,
+    ChannelUnavailable,
+)
+from ecsync.channels.http import HttpOptions
+from ecsync.channels.protocol import (
+    Budget,
+    ChangeResult,
+    ChannelAdapter,
+    ChannelChange,
+    ChannelItem,
+    Outcome,
+)
+from ecsync.channels.thebase import BaseAdapter
+from ecsync.clock import Clock, Stop
+from ecsync.config import AccountSettings
+from ecsync.store.runner import DbRunner
+
+__all__ = [
+    "BaseAdapter",
+    "Budget",
+    "ChangeResult",
+    "ChannelAdapter",
+    "ChannelAuthError",
+    "ChannelBudgetExhausted",
+    "ChannelChange",
+    "ChannelError",
+    "ChannelItem",
+    "ChannelRefused",
+    "ChannelUnavailable",
+    "EbayAdapter",
+    "HttpOptions",
+    "Outcome",
+    "open_adapter",
+]
+
+
+def open_adapter(
+    account: AccountSettings,
+    db: DbRunner,
+    stop: Stop,
+    clock: Clock | None = None,
+    *,
+    options: HttpOptions | None = None,
+) -> ChannelAdapter:
+    """The adapter for ``account``'s platform; close it with ``aclose`` when done.
+
+    ``options`` (timeouts, retries, parallelism) default to values that suit the real APIs;
+    tests pass short ones.
+    """
+    if account.platform == "base":
+        return BaseAdapter(account, db, stop, clock, options=options)
+    if account.platform == "ebay":
+        return EbayAdapter(account, db, stop, clock, options=options)
+    raise ValueError(f"account {account.name!r}: unknown platform {account.platform!r}")
