@@ -16,10 +16,19 @@ from rich.table import Table
 
 from ecsync import __version__
 from ecsync.app import App, configure_logging, open_app
-from ecsync.config import Settings, load_settings
+from ecsync.clock import Stop
+from ecsync.config import Settings, load_settings, require_credentials
+from ecsync.domain.plan import PlannedChange
+from ecsync.engine.collect import Scope
+from ecsync.engine.cycle import CycleOptions, CycleRunner, CycleSummary
+from ecsync.engine.pull import pull_accounts
+from ecsync.engine.runtime import run_with_stop
 from ecsync.errors import EcsyncError, ImportRejected, NotImplementedYet, UsageError
 from ecsync.listings_csv import parse_listings_csv
+from ecsync.lock import InstanceLock, lock_path
+from ecsync.progress import FetchProgress
 from ecsync.store.engine import transaction
+from ecsync.store.history import change_history, cycle_changes, listing_names
 from ecsync.store.repo import ListingKey, account_summaries, apply_import, import_conflicts
 
 log = logging.getLogger(__name__)
@@ -175,7 +184,74 @@ def _line_number(problem: str) -> int:
 @app.command()
 def demo() -> None:
     """Run the simulator, build a demo shop and run two cycles (needs no network)."""
-    _not_yet("demo")
+    from ecsync.demo import run_demo  # the simulator loads only when asked for
+
+    result = run_demo(
+        observer_factory=lambda: FetchProgress(err, live=err.is_terminal),
+        on_step=lambda message: out.print(f"[bold]>[/bold] {message}"),
+    )
+    table = Table(title="the two cycles")
+    table.add_column("")
+    table.add_column("cycle 1 (full)", justify="right")
+    table.add_column("cycle 2 (after the market moved)", justify="right")
+    first, second = result.first.as_dict(), result.second.as_dict()
+    for key in DEMO_FIELDS:
+        table.add_row(key.replace("_", " "), _cell(first.get(key)), _cell(second.get(key)))
+    out.print(table)
+    settings = load_settings(result.directory / "ecsync.toml")
+    application = open_app(settings)
+    try:
+        with transaction(application.sessions) as session:
+            rows = cycle_changes(session, result.second.cycle_id)
+    finally:
+        application.close()
+    changes = Table(title=f"what cycle 2 changed, and why ({len(rows)} changes)")
+    for column in ("account", "asin", "change", "status", "why"):
+        changes.add_column(column)
+    for row in rows[:15]:
+        changes.add_row(
+            row.account,
+            row.asin,
+            _describe_change(
+                row.kind,
+                (row.old_price, row.old_visible, row.old_quantity),
+                (row.new_price, row.new_visible, row.new_quantity),
+            ),
+            row.status,
+            row.reason,
+        )
+    out.print(changes)
+    example = rows[0].asin if rows else "ASIN"
+    out.print(
+        f"The demo shop stays in {result.directory}/ (the simulator has stopped): try\n"
+        f"  ecsync --config {result.directory}/ecsync.toml status\n"
+        f"  ecsync --config {result.directory}/ecsync.toml history {example}"
+    )
+
+
+DEMO_FIELDS = (
+    "status",
+    "asins",
+    "spapi_requests",
+    "spapi_throttled",
+    "quotes_ok",
+    "quotes_out_of_stock",
+    "quotes_no_eligible_offer",
+    "quotes_error",
+    "changes_planned",
+    "changes_applied",
+    "changes_failed",
+    "changes_held",
+    "channel_calls",
+    "duration_s",
+    "fetch_floor_s",
+)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return "-" if value is None else str(value)
 
 
 @app.command()
@@ -183,9 +259,32 @@ def pull(
     account: Annotated[str | None, typer.Option("--account", help="Account name.")] = None,
     all_accounts: Annotated[bool, typer.Option("--all", help="Every active account.")] = False,
 ) -> None:
-    """Import a channel account's existing items as listings."""
-    _settings()
-    _not_yet("pull")
+    """Import a channel account's existing items as listings, with their current state."""
+    if bool(account) == all_accounts:
+        raise UsageError("pull: give either --account NAME or --all")
+    with _opened() as application:
+        configured = {a.name: a for a in application.settings.accounts}
+        if account and account not in configured:
+            known = ", ".join(configured) or "none configured"
+            raise UsageError(f"pull: unknown account {account!r} (known: {known})")
+        names = [account] if account else [a.name for a in configured.values() if a.active]
+        require_credentials(application.settings, names, amazon=False)
+        outcomes = run_with_stop(lambda stop: pull_accounts(application, names, stop))
+    table = Table(title="pulled")
+    for column in ("account", "items", "added", "updated", "skipped"):
+        table.add_column(column, justify="left" if column == "account" else "right")
+    for outcome in outcomes:
+        table.add_row(
+            outcome.account,
+            str(outcome.items),
+            str(outcome.added),
+            str(outcome.updated),
+            str(len(outcome.skipped)),
+        )
+    out.print(table)
+    for outcome in outcomes:
+        for problem in outcome.skipped[:20]:
+            err.print(f"{outcome.account}: skipped {problem}", markup=False, highlight=False)
 
 
 @app.command()
@@ -195,14 +294,143 @@ def sync(
     ] = False,
     platforms: Annotated[str | None, typer.Option("--platforms", help="e.g. base,ebay")] = None,
     accounts: Annotated[str | None, typer.Option("--accounts", help="e.g. base-1,ebay-1")] = None,
-    max_items: Annotated[int | None, typer.Option("--max-items", min=1)] = None,
-    skip_fetch: Annotated[bool, typer.Option("--skip-fetch")] = False,
-    stock_only: Annotated[bool, typer.Option("--stock-only")] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    max_items: Annotated[
+        int | None, typer.Option("--max-items", min=1, help="At most this many ASINs.")
+    ] = None,
+    skip_fetch: Annotated[
+        bool, typer.Option("--skip-fetch", help="Plan from stored quotes.")
+    ] = False,
+    stock_only: Annotated[
+        bool, typer.Option("--stock-only", help="Plan visibility and quantity only.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run one cycle now."""
-    _settings()
-    _not_yet("sync")
+    with _opened() as application:
+        scope = Scope(
+            platforms=_split(platforms, "--platforms", allowed=("base", "ebay")),
+            accounts=_split(
+                accounts, "--accounts", allowed=tuple(a.name for a in application.settings.accounts)
+            ),
+            max_items=max_items,
+        )
+        options = CycleOptions(
+            scope=scope, dry_run=dry_run, skip_fetch=skip_fetch, stock_only=stock_only
+        )
+        in_scope = [
+            a.name
+            for a in application.settings.accounts
+            if a.active
+            and (not scope.platforms or a.platform in scope.platforms)
+            and (not scope.accounts or a.name in scope.accounts)
+        ]
+        require_credentials(
+            application.settings, [] if dry_run else in_scope, amazon=not skip_fetch
+        )
+        summary, preview = _run_cycle(application, options)
+        if dry_run:
+            _print_plan(application, preview, as_json=as_json, summary=summary)
+            return
+    _print_summary(summary, as_json=as_json)
+    if summary.status == "failed":
+        raise typer.Exit(1)
+
+
+def _split(value: str | None, option: str, *, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    if not value:
+        return ()
+    items = tuple(item.strip() for item in value.split(",") if item.strip())
+    unknown = [item for item in items if item not in allowed]
+    if unknown:
+        raise UsageError(
+            f"{option}: unknown {', '.join(repr(u) for u in unknown)} "
+            f"(known: {', '.join(allowed) or 'none'})"
+        )
+    return items
+
+
+def _run_cycle(application: App, options: CycleOptions) -> tuple[CycleSummary, list[PlannedChange]]:
+    live = err.is_terminal
+    settings = application.settings
+    lock = InstanceLock(
+        application.sessions,
+        "cycle",
+        lock_path(settings.database_url, settings.config_path, "cycle"),
+    )
+    lock.acquire()
+
+    async def main(stop: Stop) -> tuple[CycleSummary, list[PlannedChange]]:
+        with FetchProgress(err, live=live) as progress:
+            runner = CycleRunner(application, stop, fetch_observer=progress, lock=lock)
+            summary = await runner.run(options)
+            return summary, runner.preview
+
+    try:
+        return run_with_stop(main)
+    finally:
+        lock.release()
+
+
+PLAN_ROWS = 50
+
+
+def _print_plan(
+    application: App, preview: list[PlannedChange], *, as_json: bool, summary: CycleSummary
+) -> None:
+    with transaction(application.sessions) as session:
+        names = listing_names(session, {c.listing_id for c in preview})
+    rows: list[dict[str, Any]] = [
+        {
+            "account": names[c.listing_id].account,
+            "asin": names[c.listing_id].asin,
+            "item_id": names[c.listing_id].item_id,
+            "kind": c.kind.value,
+            "status": c.status.value,
+            "old": {"price": c.old.price, "visible": c.old.visible, "quantity": c.old.quantity},
+            "new": {"price": c.new.price, "visible": c.new.visible, "quantity": c.new.quantity},
+            "reason": c.reason,
+        }
+        for c in preview
+    ]
+    if as_json:
+        out.print_json(dumps({**summary.as_dict(), "changes": rows}))
+        return
+    table = Table(title=f"dry run: {len(rows)} changes would be made ({summary.changes_held} held)")
+    for column in ("account", "asin", "item", "change", "status", "why"):
+        table.add_column(column)
+    for c, row in zip(preview[:PLAN_ROWS], rows, strict=False):
+        table.add_row(
+            row["account"],
+            row["asin"],
+            row["item_id"],
+            _describe_change(
+                c.kind.value,
+                (c.old.price, c.old.visible, c.old.quantity),
+                (c.new.price, c.new.visible, c.new.quantity),
+            ),
+            row["status"],
+            row["reason"],
+        )
+    out.print(table)
+    if len(rows) > PLAN_ROWS:
+        out.print(f"... and {len(rows) - PLAN_ROWS} more (use --json for every change)")
+
+
+def _print_summary(summary: CycleSummary, *, as_json: bool) -> None:
+    data = summary.as_dict()
+    if as_json:
+        out.print_json(data=data)
+        return
+    table = Table(title=f"cycle {summary.cycle_id}: {summary.status}", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for key, value in data.items():
+        if value is None or key == "cycle_id":
+            continue
+        table.add_row(
+            key.replace("_", " "), f"{value:.1f}" if isinstance(value, float) else str(value)
+        )
+    out.print(table)
 
 
 @app.command()
@@ -224,8 +452,48 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @app.command()
 def history(asin: Annotated[str, typer.Argument(help="The ASIN")]) -> None:
     """Every change ever planned for the ASIN's listings, with outcome."""
-    _settings()
-    _not_yet("history")
+    with _opened() as application, transaction(application.sessions) as session:
+        rows = change_history(session, asin)
+    if not rows:
+        out.print(f"no changes recorded for {asin}")
+        return
+    table = Table(title=f"history of {asin}")
+    for column in ("when", "cycle", "account", "item", "change", "status", "why"):
+        table.add_column(column)
+    for row in rows:
+        what = _describe_change(
+            row.kind,
+            (row.old_price, row.old_visible, row.old_quantity),
+            (row.new_price, row.new_visible, row.new_quantity),
+        )
+        why = row.reason + (f" [{row.error}]" if row.error else "")
+        table.add_row(
+            _iso(row.at) or "",
+            str(row.cycle_id),
+            row.account,
+            row.item_id,
+            what,
+            row.status,
+            why,
+        )
+    out.print(table)
+
+
+def _describe_change(kind: str, old: tuple[Any, Any, Any], new: tuple[Any, Any, Any]) -> str:
+    parts = [kind]
+    labels = ("price", "visible", "qty")
+    for label, before, after in zip(labels, old, new, strict=True):
+        if before != after:
+            parts.append(f"{label} {_plain(before)}->{_plain(after)}")
+    return " ".join(parts)
+
+
+def _plain(value: Any) -> str:
+    if value is None:
+        return "?"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
 
 
 def _iso(value: Any) -> str | None:

@@ -89,6 +89,8 @@ class AmazonSettings(_Section):
     read_timeout_s: float = Field(default=30.0, gt=0)
     total_timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=4, ge=0)
+    retry_base_s: float = Field(default=1.0, gt=0)
+    concurrency: int = Field(default=4, ge=1, le=32)
     offers: OfferRules = OfferRules()
 
 
@@ -104,7 +106,7 @@ class PricingStrategy(_Section):
         (Decimal(10000), Decimal("1.25")),
     ]
     above_ratio: Decimal = Decimal("1.2")
-    round_to: Decimal = Decimal(10)
+    round_to: Decimal = Decimal(10)  # default 10 yen; 0.01 USD for ebay_formula
     # ebay_formula
     shipping_yen: Decimal = Decimal(4000)
     packaging_yen: Decimal = Decimal(500)
@@ -118,8 +120,21 @@ class PricingStrategy(_Section):
     min_margin: Decimal = Decimal("0.05")
     ceiling: Decimal | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _round_to_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "round_to" not in data and data.get("kind") == "ebay_formula":
+            return {**data, "round_to": Decimal("0.01")}
+        return data
+
     @model_validator(mode="after")
     def _sane(self) -> PricingStrategy:
+        if self.round_to <= 0:
+            raise ValueError("round_to must be positive")
+        if self.kind != "ebay_formula" and self.round_to != self.round_to.to_integral_value():
+            raise ValueError("round_to must be whole yen for a yen strategy")
+        if self.kind == "ebay_formula" and self.round_to < Decimal("0.01"):
+            raise ValueError("round_to must be at least 0.01 (one cent)")
         if self.kind == "ebay_formula":
             denominator = 1 - self.fee_rate - self.duty_rate - self.margin_rate
             if denominator <= 0:
@@ -136,7 +151,7 @@ def default_strategies() -> dict[str, PricingStrategy]:
     return {
         "markup": PricingStrategy(kind="markup"),
         "tiered": PricingStrategy(kind="tiered"),
-        "ebay_formula": PricingStrategy(kind="ebay_formula", round_to=Decimal("0.01")),
+        "ebay_formula": PricingStrategy(kind="ebay_formula"),
     }
 
 
@@ -285,6 +300,13 @@ def _cross_check(settings: Settings) -> None:
                 f"{where}: accounts[{index}].pricing: unknown pricing strategy "
                 f"{account.pricing!r} (known: {known})"
             )
+        usd = strategies[account.pricing].kind == "ebay_formula"
+        if usd != (account.platform == "ebay"):
+            raise ConfigError(
+                f"{where}: accounts[{index}].pricing: strategy {account.pricing!r} prices in "
+                f"{'USD' if usd else 'yen'} but {account.platform} lists in "
+                f"{'USD' if account.platform == 'ebay' else 'yen'}"
+            )
 
 
 def config_path_from(explicit: str | Path | None) -> Path:
@@ -361,6 +383,34 @@ def load_settings(path: str | Path | None = None, *, required: bool = False) -> 
         raise ConfigError("\n".join(lines)) from None
     _cross_check(settings)
     return settings
+
+
+def require_credentials(
+    settings: Settings, accounts: list[str] | tuple[str, ...], *, amazon: bool
+) -> None:
+    """Fail before any network call when a credential the work needs is missing."""
+    where = settings.config_path
+    missing: list[str] = []
+    if amazon:
+        for field in ("client_id", "client_secret", "refresh_token"):
+            value = getattr(settings.amazon, field)
+            if not (value.get_secret_value() if isinstance(value, SecretStr) else value):
+                missing.append(
+                    f"{where}: amazon.{field}: required (or ECSYNC_AMAZON__{field.upper()})"
+                )
+    for index, account in enumerate(settings.accounts):
+        if account.name not in accounts:
+            continue
+        env = re.sub(r"[^A-Za-z0-9]", "_", account.name).upper()
+        for field in ("client_id", "client_secret", "refresh_token"):
+            value = getattr(account, field)
+            if not (value.get_secret_value() if isinstance(value, SecretStr) else value):
+                missing.append(
+                    f"{where}: accounts[{index}].{field}: required for {account.name!r} "
+                    f"(or ECSYNC_ACCOUNT__{env}__{field.upper()})"
+                )
+    if missing:
+        raise ConfigError("\n".join(missing))
 
 
 def secret_values(settings: Settings) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,14 @@ def test_bad_environment_value_is_named(
     path = write_config("")
     monkeypatch.setenv("ECSYNC_AMAZON__MAX_RETRIES", "many")
     assert "amazon.max_retries" in _error(path)
+
+
+def test_strategy_rounding_defaults_follow_the_currency(
+    write_config: Callable[[str], Path],
+) -> None:
+    settings = load_settings(write_config('[pricing.mine]\nkind = "ebay_formula"\nusd_jpy = 150\n'))
+    assert settings.strategies["mine"].round_to == Decimal("0.01")
+    assert settings.strategies["markup"].round_to == 10
 
 
 def test_platform_defaults(write_config: Callable[[str], Path]) -> None:

@@ -222,12 +222,29 @@ def test_accounts_list_shows_configured_accounts_and_counts(
     assert accounts["base-2"]["active"] is True
 
 
-@pytest.mark.parametrize(
-    "command", [["pull", "--all"], ["sync"], ["daemon"], ["status"], ["history", "B000000001"]]
-)
+@pytest.mark.parametrize("command", [["daemon"], ["status"]])
 def test_unbuilt_commands_exit_2(
     shop: Path, cli: Callable[..., CliResult], command: list[str]
 ) -> None:
     result = cli(*command)
     assert result.code == 2
     assert "not implemented yet" in result.err
+
+
+@pytest.mark.parametrize(
+    ("command", "key"),
+    [
+        (["pull", "--all"], "accounts[0].client_id: required for 'base-1'"),
+        (["sync"], "amazon.client_id: required (or ECSYNC_AMAZON__CLIENT_ID)"),
+        (
+            ["sync"],
+            "accounts[2].refresh_token: required for 'ebay-1' (or ECSYNC_ACCOUNT__EBAY_1__REFRESH_TOKEN)",
+        ),
+    ],
+)
+def test_missing_credentials_exit_2_before_any_call(
+    shop: Path, cli: Callable[..., CliResult], command: list[str], key: str
+) -> None:
+    result = cli(*command)
+    assert result.code == 2
+    assert key in result.err

@@ -219,3 +219,22 @@ class ApiUsage(Base):
     window_count: Mapped[int] = mapped_column(Integer, default=0)
     window_limit: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime]
+
+
+class Lease(Base):
+    """Who runs what: ``daemon`` (held for a daemon's life) and ``cycle`` (held while a cycle
+    runs, by the daemon or a manual sync). The heartbeat lets ``status`` tell a running
+    instance from a stalled or dead one, across machines sharing one PostgreSQL database."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(128))
+    since: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    phase: Mapped[str] = mapped_column(String(32), default="")
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    next_cycle_at: Mapped[datetime | None]

@@ -1,0 +1,168 @@
+"""Adaptive rate limiting for SP-API, shared by every ecsync process on one database.
+
+Amazon meters each (application, selling partner, operation) with a token bucket. The
+governor mirrors it: a bucket per budget key whose state lives in ``api_usage``, so a manual
+``sync`` beside the daemon draws from the same budget instead of doubling the rate. It starts
+from the documented default, follows the rate Amazon reports in ``x-amzn-RateLimit-Limit``,
+paces a little under it (a burst of one cannot absorb network jitter), cuts the rate on a
+429 and wins it back slowly.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ecsync.clock import Clock, Stop, SystemClock
+from ecsync.errors import Interrupted
+from ecsync.store.runner import DbRunner
+from ecsync.store.schema import ApiUsage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    rate: float  # requests per second
+    burst: float
+
+
+DOCUMENTED = {
+    "getItemOffersBatch": Quota(0.1, 1),
+    "getItemOffers": Quota(0.5, 1),
+    "getCompetitivePricing": Quota(0.5, 1),
+    "getCompetitiveSummary": Quota(0.033, 1),
+    "getCatalogItem": Quota(2, 2),
+}
+
+SAFETY = 0.985  # pace this share of the granted rate
+CUT = 0.8  # on a 429
+FLOOR = 0.3  # never below this share of the granted rate
+RECOVERY = 1.01  # per success, back up to SAFETY x granted
+RECHECK_S = 0.5  # a longer wait re-reads the rate this often
+
+
+def _ts(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+class RateGovernor:
+    """Hands out send times, one per request, from a bucket shared through the database.
+
+    Each request *reserves* its slot (GCRA: the bucket's theoretical arrival time, stored
+    in ``api_usage.updated_at``) and then sleeps until that moment and sends. The database
+    round trip happens before the wait, not between it and the send, so the spacing Amazon
+    sees is as even as the timer, which matters when the interval is 100 ms (``--speed``).
+    """
+
+    def __init__(
+        self, db: DbRunner, credentials_key: str, stop: Stop, clock: Clock | None = None
+    ) -> None:
+        self._db = db
+        self._prefix = f"spapi:{credentials_key}"
+        self._stop = stop
+        self._clock = clock or SystemClock()
+
+    def key(self, operation: str) -> str:
+        return f"{self._prefix}:{operation}"
+
+    async def acquire(self, operation: str) -> float:
+        """Wait for this request's slot; returns the seconds waited.
+
+        A long wait is taken in slices: if meanwhile another process learnt a faster granted
+        rate (its first answer), this slot, booked at the slow default, is given up and a
+        new one taken at the new pace.
+        """
+        started = self._clock.time()
+        slot, rate = await self._db.run(lambda s: self._reserve(s, operation))
+        while (wait := slot - self._clock.time()) > 0:
+            if await self._stop.sleep(min(wait, RECHECK_S)):
+                raise Interrupted(self._stop.reason)
+            if wait > RECHECK_S:
+                current = await self._db.run(lambda s: self._row(s, operation).rate)
+                if current > rate * 1.5:
+                    slot, rate = await self._db.run(lambda s: self._reserve(s, operation))
+        return self._clock.time() - started
+
+    def _row(self, session: Session, operation: str) -> ApiUsage:
+        key = self.key(operation)
+        row = session.scalar(select(ApiUsage).where(ApiUsage.key == key).with_for_update())
+        if row is None:
+            quota = DOCUMENTED.get(operation, Quota(0.1, 1))
+            row = ApiUsage(
+                key=key,
+                rate=quota.rate * SAFETY,
+                burst=quota.burst,
+                tokens=0.0,
+                granted_rate=None,
+                window_count=0,
+                updated_at=_ts(self._clock.time() - quota.burst / quota.rate),
+            )
+            try:
+                with session.begin_nested():
+                    session.add(row)
+            except IntegrityError:  # another process created it first
+                row = session.scalars(
+                    select(ApiUsage).where(ApiUsage.key == key).with_for_update()
+                ).one()
+        return row
+
+    def _reserve(self, session: Session, operation: str) -> tuple[float, float]:
+        """GCRA: the slot is when the bucket would hold a token; the bucket's arrival time
+        then moves one interval on."""
+        now = self._clock.time()
+        row = self._row(session, operation)
+        interval = 1 / row.rate
+        tolerance = (row.burst - 1) * interval
+        arrival = row.updated_at.timestamp()
+        slot = max(now, arrival - tolerance)
+        row.updated_at = _ts(max(arrival, slot) + interval)
+        return slot, row.rate
+
+    async def granted(self, operation: str, rate_header: float | None) -> None:
+        """After a success: follow the reported rate, and win back a cut rate slowly."""
+        await self._db.run(lambda s: self._on_success(s, operation, rate_header))
+
+    def _on_success(self, session: Session, operation: str, rate_header: float | None) -> None:
+        row = self._row(session, operation)
+        if rate_header is not None and rate_header != row.granted_rate:
+            log.info(
+                "%s: Amazon grants %.4g requests/s (was %s)",
+                operation,
+                rate_header,
+                f"{row.granted_rate:.4g}" if row.granted_rate else "the documented default",
+            )
+            row.granted_rate = rate_header
+            self._set_rate(row, rate_header * SAFETY)
+            return
+        ceiling = (row.granted_rate or DOCUMENTED.get(operation, Quota(0.1, 1)).rate) * SAFETY
+        row.rate = min(ceiling, row.rate * RECOVERY)  # slots already handed out stay put
+
+    def _set_rate(self, row: ApiUsage, rate: float) -> None:
+        """A faster rate pulls slots reserved at the old pace in to the new one."""
+        if rate > row.rate:
+            soonest = self._clock.time() + 1 / rate
+            row.updated_at = _ts(min(row.updated_at.timestamp(), soonest))
+        row.rate = rate
+
+    async def throttled(self, operation: str) -> float:
+        """After a 429: cut the rate and push the next slot one new interval out."""
+        return await self._db.run(lambda s: self._on_throttle(s, operation))
+
+    def _on_throttle(self, session: Session, operation: str) -> float:
+        now = self._clock.time()
+        row = self._row(session, operation)
+        granted = row.granted_rate or DOCUMENTED.get(operation, Quota(0.1, 1)).rate
+        row.rate = max(granted * FLOOR, row.rate * CUT)
+        row.updated_at = _ts(max(row.updated_at.timestamp(), now) + 1 / row.rate)
+        log.warning("%s: throttled (429); pacing at %.4g requests/s", operation, row.rate)
+        return row.rate
+
+    async def granted_rate(self, operation: str) -> float | None:
+        """The rate Amazon reported last, or None before any answer carried one."""
+        return await self._db.run(lambda s: self._row(s, operation).granted_rate)

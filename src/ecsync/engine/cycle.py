@@ -1,0 +1,475 @@
+"""One sync cycle: collect, fetch, plan, push, over the one database.
+
+The cycle row is written first and settled last, so ``status`` can always tell what ran,
+what it did and how it ended, even after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ecsync.amazon.client import OffersClient
+from ecsync.amazon.errors import AuthFailed
+from ecsync.amazon.governor import RateGovernor
+from ecsync.app import App
+from ecsync.channels import open_adapter
+from ecsync.channels.errors import ChannelAuthError
+from ecsync.channels.protocol import ChannelAdapter
+from ecsync.clock import Clock, Stop, SystemClock
+from ecsync.domain.plan import PlannedChange
+from ecsync.engine.collect import Scope, collect_asins
+from ecsync.engine.fetch import Fetcher, FetchObserver, FetchStats, QuotesHandler
+from ecsync.engine.plan import Planner
+from ecsync.engine.push import AccountPusher
+from ecsync.engine.reconcile import ReadResult, ReconcileOutcome, apply_reconcile, read_account
+from ecsync.errors import Interrupted
+from ecsync.lock import InstanceLock
+from ecsync.store.journal import (
+    JournaledChange,
+    cycle_change_counts,
+    mark_interrupted_cycles,
+    supersede_open_changes,
+)
+from ecsync.store.quotes import QuoteWrite, write_quotes
+from ecsync.store.runner import DbRunner
+from ecsync.store.schema import Account, Cycle
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CycleOptions:
+    scope: Scope = field(default_factory=Scope)
+    dry_run: bool = False
+    skip_fetch: bool = False
+    stock_only: bool = False
+    deadline: float | None = None  # wall-clock time by which the cycle must be done
+    reconcile: bool | None = None  # None: when due (every `reconcile_every` cycles)
+
+
+@dataclass
+class CycleSummary:
+    """The ``sync --json`` record (INTERFACE.md)."""
+
+    cycle_id: int = 0
+    status: str = "running"
+    asins: int = 0
+    spapi_requests: int = 0
+    spapi_throttled: int = 0
+    quotes_ok: int = 0
+    quotes_out_of_stock: int = 0
+    quotes_no_eligible_offer: int = 0
+    quotes_error: int = 0
+    changes_planned: int = 0
+    changes_applied: int = 0
+    changes_failed: int = 0
+    changes_held: int = 0
+    channel_calls: int = 0
+    duration_s: float = 0.0
+    fetch_floor_s: float = 0.0
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        extra = data.pop("extra")
+        return {**data, **extra}
+
+    def add_fetch(self, stats: FetchStats) -> None:
+        self.spapi_requests = stats.requests
+        self.spapi_throttled = stats.throttled
+        self.quotes_ok = stats.statuses.get("ok", 0)
+        self.quotes_out_of_stock = stats.statuses.get("out_of_stock", 0)
+        self.quotes_no_eligible_offer = stats.statuses.get("no_eligible_offer", 0)
+        self.quotes_error = stats.statuses.get("error", 0)
+        self.fetch_floor_s = round(stats.floor_s, 3)
+        self.extra["spapi_granted_rate"] = stats.granted_rate
+
+
+HEARTBEAT_S = 5.0
+
+
+class CycleRunner:
+    def __init__(
+        self,
+        app: App,
+        stop: Stop,
+        *,
+        fetch_observer: FetchObserver | None = None,
+        clock: Clock | None = None,
+        lock: InstanceLock | None = None,
+        heartbeat_every_s: float = HEARTBEAT_S,
+    ) -> None:
+        self._app = app
+        self._stop = stop
+        self._fetch_observer = fetch_observer
+        self._clock = clock or SystemClock()
+        self._db = DbRunner(app.sessions)
+        self._lock = lock
+        self._heartbeat_every_s = heartbeat_every_s
+        self._fetcher: Fetcher | None = None
+        self._pushers: dict[str, AccountPusher] = {}
+        self.phase = "starting"
+        self.preview: list[PlannedChange] = []
+
+    def progress(self) -> dict[str, Any]:
+        """What this cycle is doing now, for the lease heartbeat and ``status``."""
+        data: dict[str, Any] = {"phase": self.phase}
+        if self._fetcher is not None:
+            stats = self._fetcher.stats
+            data.update(
+                batches_done=stats.batches_done,
+                batches=stats.batches,
+                throttled=stats.throttled,
+                errors=stats.statuses.get("error", 0),
+            )
+        if self._pushers:
+            data["applied"] = sum(p.tally.applied for p in self._pushers.values())
+        return data
+
+    async def _keep_alive(self) -> None:
+        """Refresh the cycle lease while the cycle works, so a hang shows as stalled."""
+        lock = self._lock
+        if lock is None:
+            return
+        while not await self._stop.sleep(self._heartbeat_every_s):
+            await self._db.run(
+                functools.partial(_beat, lock=lock, phase=self.phase, progress=self.progress())
+            )
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock.time(), UTC)
+
+    async def run(self, options: CycleOptions) -> CycleSummary:
+        started = self._clock.monotonic()
+        summary = CycleSummary()
+        summary.cycle_id = await self._db.run(lambda s: self._open(s, options))
+        log.info("cycle %d started%s", summary.cycle_id, " (dry run)" if options.dry_run else "")
+        pushers: dict[str, AccountPusher] = {}
+        keep_alive = asyncio.create_task(self._keep_alive(), name="heartbeat")
+        try:
+            self.phase = "collect"
+            asins = await self._db.run(lambda s: collect_asins(s, options.scope))
+            summary.asins = len(asins)
+            planner = Planner(
+                self._app.settings,
+                options.scope,
+                cycle_id=summary.cycle_id,
+                stock_only=options.stock_only,
+                default_stale_after=2 * self._app.settings.daemon.interval,
+                keep_preview=options.dry_run,
+            )
+            await self._db.run(planner.start)
+            if not options.dry_run:
+                self.phase = "reconcile"
+                pushers = self._pushers = await self._pushers_for(options, summary)
+            self.phase = "fetch"
+            await self._pipeline(asins, options, summary, planner, pushers)
+            self._tally(summary, planner, pushers)
+            summary.status = self._outcome(summary, options)
+        except Interrupted as exc:
+            summary.status = "partial"
+            summary.error = f"interrupted: {exc}"
+            raise
+        except (AuthFailed, ChannelAuthError) as exc:
+            summary.status = "failed"
+            summary.error = str(exc)
+            log.error("cycle %d failed: %s", summary.cycle_id, exc)
+        except Exception as exc:
+            summary.status = "failed"
+            summary.error = f"{type(exc).__name__}: {exc}"
+            log.exception("cycle %d failed", summary.cycle_id)
+        finally:
+            self.phase = "finishing"
+            keep_alive.cancel()
+            await asyncio.gather(keep_alive, return_exceptions=True)
+            for pusher in pushers.values():
+                summary.channel_calls += pusher.adapter.calls
+                await pusher.adapter.aclose()
+            if not options.dry_run:
+                counts = await self._db.run(lambda s: cycle_change_counts(s, summary.cycle_id))
+                summary.changes_applied = counts.get("applied", 0)
+                summary.changes_failed = counts.get("failed", 0)
+                summary.changes_held = counts.get("held", 0)
+                summary.extra["changes_pending"] = counts.get("planned", 0) + counts.get("sent", 0)
+            summary.duration_s = round(self._clock.monotonic() - started, 3)
+            await self._db.run(lambda s: self._close(s, summary))
+            self._db.close()
+            self._log_summary(summary)
+        return summary
+
+    async def _pushers_for(
+        self, options: CycleOptions, summary: CycleSummary
+    ) -> dict[str, AccountPusher]:
+        """Open an adapter per account in scope; reconcile first when it is due."""
+        settings = self._app.settings
+        names = await self._db.run(lambda s: accounts_in_scope(s, options.scope))
+        pushers = {
+            name: AccountPusher(
+                open_adapter(settings.account(name), self._db, self._stop, self._clock),
+                self._db,
+                self._stop,
+                self._clock,
+                deadline=options.deadline,
+            )
+            for name in names
+        }
+        due = await self._db.run(
+            lambda s: reconcile_due(s, settings.daemon.reconcile_every, options.reconcile)
+        )
+        if due:
+            await self._reconcile([p.adapter for p in pushers.values()], summary)
+        return pushers
+
+    async def _reconcile(self, adapters: Sequence[ChannelAdapter], summary: CycleSummary) -> None:
+        results = await asyncio.gather(*(read_account(a) for a in adapters))
+        for result in results:
+            now = self._now()
+            outcome = await self._db.run(functools.partial(_reconcile_one, result=result, now=now))
+            log.info(
+                "%s: reconciled %d items in %d calls: %d drifted, %d gone",
+                outcome.account,
+                outcome.items,
+                result.calls,
+                outcome.drifted,
+                outcome.gone,
+            )
+            summary.extra.setdefault("reconciled", {})[outcome.account] = {
+                "items": outcome.items,
+                "drifted": outcome.drifted,
+                "gone": outcome.gone,
+            }
+
+    async def _pipeline(
+        self,
+        asins: Sequence[str],
+        options: CycleOptions,
+        summary: CycleSummary,
+        planner: Planner,
+        pushers: dict[str, AccountPusher],
+    ) -> None:
+        """Fetch -> plan -> push, all three running at once."""
+        batches: asyncio.Queue[Sequence[QuoteWrite] | list[str] | None] = asyncio.Queue()
+
+        async def plan_loop() -> None:
+            while (batch := await batches.get()) is not None:
+                await self._plan(batch, options, planner, pushers)
+
+        async def on_quotes(writes: Sequence[QuoteWrite]) -> None:
+            await batches.put(writes)
+
+        push_tasks = [asyncio.create_task(p.run(), name=f"push-{n}") for n, p in pushers.items()]
+        plan_task = asyncio.create_task(plan_loop(), name="plan")
+        try:
+            if options.skip_fetch:
+                for i in range(0, len(asins), PLAN_CHUNK):
+                    await batches.put(list(asins[i : i + PLAN_CHUNK]))
+            elif asins:
+                await self._fetch(asins, options, summary, on_quotes)
+            await batches.put(None)
+            await _until_done(plan_task, self._stop)
+            self.phase = "push"
+            for pusher in pushers.values():
+                pusher.close()
+            for task in push_tasks:
+                await _until_done(task, self._stop)
+        finally:
+            plan_task.cancel()
+            for push_task in push_tasks:
+                push_task.cancel()
+            await asyncio.gather(plan_task, *push_tasks, return_exceptions=True)
+
+    async def _plan(
+        self,
+        batch: Sequence[QuoteWrite] | list[str],
+        options: CycleOptions,
+        planner: Planner,
+        pushers: dict[str, AccountPusher],
+    ) -> None:
+        writes = [w for w in batch if isinstance(w, QuoteWrite)]
+        asins = [w.asin for w in writes] or [a for a in batch if isinstance(a, str)]
+        now = self._now()
+
+        def work(session: Session) -> list[JournaledChange]:
+            if options.dry_run and writes:
+                write_quotes(session, writes, now)  # seen by the planner, then rolled back
+            return planner.plan_batch(session, asins, now)
+
+        journaled = await self._db.run(work, commit=not options.dry_run)
+        for change in journaled:
+            if change.account in pushers:
+                pushers[change.account].put(change)
+
+    async def _fetch(
+        self,
+        asins: Sequence[str],
+        options: CycleOptions,
+        summary: CycleSummary,
+        on_quotes: QuotesHandler,
+    ) -> None:
+        settings = self._app.settings.amazon
+        client = OffersClient(settings)
+        governor = RateGovernor(self._db, client.credentials_key, self._stop, self._clock)
+        fetcher = self._fetcher = Fetcher(
+            client=client,
+            governor=governor,
+            db=self._db,
+            settings=settings,
+            stop=self._stop,
+            observer=self._fetch_observer,
+            on_quotes=on_quotes,
+            write=not options.dry_run,
+            clock=self._clock,
+            concurrency=settings.concurrency,
+        )
+        try:
+            await fetcher.run(asins)
+        finally:
+            summary.add_fetch(fetcher.stats)
+            await client.aclose()
+
+    def _tally(
+        self, summary: CycleSummary, planner: Planner, pushers: dict[str, AccountPusher]
+    ) -> None:
+        tally = planner.tally
+        summary.changes_planned = tally.planned
+        summary.changes_held = tally.held
+        summary.extra["held_hides"] = tally.held_hides
+        summary.extra["held_drops"] = tally.held_drops
+        summary.extra["mass_hide_tripped"] = sorted(tally.tripped_accounts)
+        if tally.warnings:
+            summary.extra["warnings"] = sorted(tally.warnings)
+        errors = {name: e for p in pushers.values() for name, e in p.tally.errors.items()}
+        if errors:
+            summary.extra["account_errors"] = errors
+        self.preview = tally.preview
+
+    @staticmethod
+    def _outcome(summary: CycleSummary, options: CycleOptions) -> str:
+        if options.dry_run:
+            return "dry_run"
+        if (
+            summary.quotes_error
+            or summary.changes_failed
+            or summary.extra.get("account_errors")
+            or summary.extra.get("changes_pending")
+        ):
+            return "partial"
+        return "ok"
+
+    def _open(self, session: Session, options: CycleOptions) -> int:
+        now = self._now()
+        if not options.dry_run:
+            stale = mark_interrupted_cycles(session, now)
+            if stale:
+                log.warning("%d earlier cycles did not finish; marked failed", stale)
+        cycle = Cycle(
+            started_at=now,
+            status="running",
+            dry_run=options.dry_run,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            options={
+                "platforms": list(options.scope.platforms),
+                "accounts": list(options.scope.accounts),
+                "max_items": options.scope.max_items,
+                "dry_run": options.dry_run,
+                "skip_fetch": options.skip_fetch,
+                "stock_only": options.stock_only,
+            },
+            summary={},
+        )
+        session.add(cycle)
+        session.flush()
+        if not options.dry_run:
+            superseded = supersede_open_changes(session, cycle.id, now)
+            if superseded:
+                log.info("%d unfinished changes from earlier cycles will be re-planned", superseded)
+        return cycle.id
+
+    def _close(self, session: Session, summary: CycleSummary) -> None:
+        cycle = session.get(Cycle, summary.cycle_id)
+        assert cycle is not None
+        cycle.finished_at = self._now()
+        cycle.status = summary.status
+        cycle.summary = summary.as_dict()
+        cycle.error = summary.error
+
+    @staticmethod
+    def _log_summary(summary: CycleSummary) -> None:
+        log.info(
+            "cycle %d %s in %.1f s: %d ASINs (%d requests, %d throttled; %d ok, %d out of stock, "
+            "%d no eligible offer, %d errors); changes %d planned, %d applied, %d failed, "
+            "%d held; %d channel calls",
+            summary.cycle_id,
+            summary.status,
+            summary.duration_s,
+            summary.asins,
+            summary.spapi_requests,
+            summary.spapi_throttled,
+            summary.quotes_ok,
+            summary.quotes_out_of_stock,
+            summary.quotes_no_eligible_offer,
+            summary.quotes_error,
+            summary.changes_planned,
+            summary.changes_applied,
+            summary.changes_failed,
+            summary.changes_held,
+            summary.channel_calls,
+        )
+
+
+PLAN_CHUNK = 200
+
+
+def _beat(session: Session, *, lock: InstanceLock, phase: str, progress: dict[str, Any]) -> None:
+    lock.heartbeat(phase=phase, progress=progress, session=session)
+
+
+def _reconcile_one(session: Session, *, result: ReadResult, now: datetime) -> ReconcileOutcome:
+    return apply_reconcile(session, result, now)
+
+
+async def _until_done(task: asyncio.Task[Any], stop: Stop) -> None:
+    """Await ``task``, but give up (and raise Interrupted) the moment a stop arrives."""
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if task.done():
+        task.result()
+        return
+    raise Interrupted(stop.reason)
+
+
+def accounts_in_scope(session: Session, scope: Scope) -> list[str]:
+    query = select(Account.name).where(Account.active.is_(True)).order_by(Account.name)
+    if scope.platforms:
+        query = query.where(Account.platform.in_(scope.platforms))
+    if scope.accounts:
+        query = query.where(Account.name.in_(scope.accounts))
+    return list(session.scalars(query))
+
+
+def reconcile_due(session: Session, every: int, forced: bool | None) -> bool:
+    """Reconcile on the first cycle and then every ``every`` finished cycles."""
+    if forced is not None:
+        return forced
+    finished = session.scalar(
+        select(func.count())
+        .select_from(Cycle)
+        .where(Cycle.dry_run.is_(False), Cycle.status != "running")
+    )
+    return (finished or 0) % every == 0

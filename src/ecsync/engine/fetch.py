@@ -1,0 +1,227 @@
+"""Step 2 of the cycle: every collected ASIN fetched once, at the rate Amazon grants.
+
+Batches of 20 go out through a few workers that each wait for the governor's token, so the
+pace is set by the shared bucket alone and a slow answer never idles the budget. A 429 puts
+the batch back (never dropped); 5xx, timeouts and malformed answers are retried a bounded
+number of times and then become ``error`` quotes, which keep the last good price.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+from ecsync.amazon.client import BATCH_SIZE, OFFERS_BATCH, BatchAnswer, OffersClient
+from ecsync.amazon.errors import BatchRejected, Throttled, TransientError
+from ecsync.amazon.governor import DOCUMENTED, RateGovernor
+from ecsync.clock import Clock, Stop, SystemClock
+from ecsync.config import AmazonSettings
+from ecsync.domain.model import QuoteStatus
+from ecsync.domain.quotes import quote_from_error, quote_from_payload
+from ecsync.errors import Interrupted
+from ecsync.store.quotes import QuoteWrite, write_quotes
+from ecsync.store.runner import DbRunner
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_BACKOFF_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReport:
+    index: int
+    total: int
+    asins: int
+    seconds: float
+    statuses: Counter[str]
+    attempts: int
+
+
+class FetchObserver(Protocol):
+    """Progress callbacks (the CLI draws a live display or logs a line per batch)."""
+
+    def fetch_started(self, asins: int, batches: int) -> None: ...
+
+    def batch_done(self, report: BatchReport, stats: FetchStats) -> None: ...
+
+
+@dataclass
+class FetchStats:
+    asins: int = 0
+    batches: int = 0
+    batches_done: int = 0
+    requests: int = 0
+    throttled: int = 0
+    retries: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    granted_rate: float = DOCUMENTED[OFFERS_BATCH].rate
+    started: float = 0.0
+
+    @property
+    def floor_s(self) -> float:
+        """What the granted rate makes unavoidable: every request after the first burst."""
+        burst = DOCUMENTED[OFFERS_BATCH].burst
+        return max(0.0, self.batches - burst) / self.granted_rate
+
+
+QuotesHandler = Callable[[Sequence[QuoteWrite]], Awaitable[None]]
+
+
+class Fetcher:
+    def __init__(
+        self,
+        *,
+        client: OffersClient,
+        governor: RateGovernor,
+        db: DbRunner,
+        settings: AmazonSettings,
+        stop: Stop,
+        observer: FetchObserver | None = None,
+        on_quotes: QuotesHandler | None = None,
+        write: bool = True,
+        clock: Clock | None = None,
+        concurrency: int = 4,
+    ) -> None:
+        self._client = client
+        self._governor = governor
+        self._db = db
+        self._settings = settings
+        self._stop = stop
+        self._observer = observer
+        self._on_quotes = on_quotes
+        self._write = write
+        self._clock = clock or SystemClock()
+        self._concurrency = concurrency
+        self._random = random.Random()
+        self.stats = FetchStats()
+
+    async def run(self, asins: Sequence[str]) -> FetchStats:
+        batches = [list(asins[i : i + BATCH_SIZE]) for i in range(0, len(asins), BATCH_SIZE)]
+        granted = await self._governor.granted_rate(OFFERS_BATCH)
+        self.stats = FetchStats(
+            asins=len(asins),
+            batches=len(batches),
+            granted_rate=granted or DOCUMENTED[OFFERS_BATCH].rate,
+            started=self._clock.monotonic(),
+        )
+        if self._observer:
+            self._observer.fetch_started(len(asins), len(batches))
+        queue: asyncio.Queue[tuple[int, list[str]]] = asyncio.Queue()
+        for index, batch in enumerate(batches, start=1):
+            queue.put_nowait((index, batch))
+        if granted is None and batches:
+            # Nobody has heard Amazon's rate header yet: send one batch alone, so the other
+            # workers reserve their slots at the granted rate, not the documented default.
+            await self._batch(*queue.get_nowait())
+        workers = [
+            asyncio.create_task(self._worker(queue), name=f"fetch-{n}")
+            for n in range(min(self._concurrency, queue.qsize()))
+        ]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+        return self.stats
+
+    async def _worker(self, queue: asyncio.Queue[tuple[int, list[str]]]) -> None:
+        while not self._stop.is_set():
+            try:
+                index, batch = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            await self._batch(index, batch)
+        raise Interrupted(self._stop.reason)
+
+    async def _batch(self, index: int, asins: list[str]) -> None:
+        started = self._clock.monotonic()
+        attempts = 0
+        failures = 0
+        while True:
+            await self._governor.acquire(OFFERS_BATCH)
+            attempts += 1
+            self.stats.requests += 1
+            try:
+                answer = await self._until_stop(self._client.offers_batch(asins))
+            except Throttled:
+                self.stats.throttled += 1
+                await self._governor.throttled(OFFERS_BATCH)
+                continue
+            except TransientError as exc:
+                failures += 1
+                if failures > self._settings.max_retries:
+                    log.warning("batch %d: giving up after %d attempts: %s", index, attempts, exc)
+                    writes = [QuoteWrite(a, quote_from_error(str(exc))) for a in asins]
+                    break
+                self.stats.retries += 1
+                delay = self._backoff(failures)
+                log.info("batch %d: %s; retry %d in %.2f s", index, exc, failures, delay)
+                if await self._stop.sleep(delay):
+                    raise Interrupted(self._stop.reason) from None
+                continue
+            except BatchRejected as exc:
+                log.warning("batch %d: rejected: %s", index, exc)
+                writes = [QuoteWrite(a, quote_from_error(str(exc))) for a in asins]
+                break
+            await self._governor.granted(OFFERS_BATCH, answer.rate_limit)
+            if answer.rate_limit:
+                self.stats.granted_rate = answer.rate_limit
+            writes = self._quotes(answer)
+            break
+        if self._write:
+            now = datetime.fromtimestamp(self._clock.time(), UTC)
+            await self._db.run(lambda session: write_quotes(session, writes, now))
+        statuses = Counter(w.quote.status.value for w in writes)
+        self.stats.statuses.update(statuses)
+        self.stats.batches_done += 1
+        report = BatchReport(
+            index=index,
+            total=self.stats.batches,
+            asins=len(asins),
+            seconds=self._clock.monotonic() - started,
+            statuses=statuses,
+            attempts=attempts,
+        )
+        if self._observer:
+            self._observer.batch_done(report, self.stats)
+        if self._on_quotes:
+            await self._on_quotes(writes)
+
+    def _quotes(self, answer: BatchAnswer) -> list[QuoteWrite]:
+        rules = self._settings.offers
+        writes = []
+        for item in answer.items:
+            if item.payload is not None:
+                quote = quote_from_payload(item.payload, rules)
+            else:
+                quote = quote_from_error(item.error or "no answer")
+            if quote.status == QuoteStatus.ERROR:
+                log.debug("%s: error quote: %s", item.asin, quote.error)
+            writes.append(QuoteWrite(item.asin, quote))
+        return writes
+
+    def _backoff(self, failures: int) -> float:
+        base: float = self._settings.retry_base_s * 2.0 ** (failures - 1)
+        return min(MAX_BACKOFF_S, base) * self._random.uniform(0.5, 1.5)
+
+    async def _until_stop(self, work: Coroutine[Any, Any, T]) -> T:
+        """Await ``work`` unless a stop arrives first; then cancel it and raise Interrupted."""
+        task = asyncio.ensure_future(work)
+        stopper = asyncio.ensure_future(self._stop.wait())
+        try:
+            done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+        if task in done:
+            return task.result()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise Interrupted(self._stop.reason)

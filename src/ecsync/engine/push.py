@@ -1,0 +1,174 @@
+"""Step 4 of the cycle: journaled changes -> channel calls, one worker per account.
+
+Changes arrive while later batches are still being fetched (the cycle is pipelined), and
+each account drains its own priority queue: hides first, then price fixes and raises, then
+shows, then cuts, so that when the budget runs short what protects money has gone out.
+Accounts push in parallel. A change the channel could not take now (budget window spent,
+transient failure) stays ``planned`` and is retried when the window reopens if the
+cycle's deadline allows, else by the next cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ecsync.channels.errors import ChannelAuthError
+from ecsync.channels.protocol import ChangeResult, ChannelAdapter, Outcome
+from ecsync.clock import Clock, Stop
+from ecsync.errors import Interrupted
+from ecsync.store.journal import JournaledChange, mark_sent, settle
+from ecsync.store.runner import DbRunner
+
+log = logging.getLogger(__name__)
+
+CHUNK = 25  # eBay's bulk size; BASE adapters send these one call per item
+MAX_DEFER_WAIT_S = 3600.0
+
+
+@dataclass
+class PushTally:
+    applied: int = 0
+    failed: int = 0
+    gone: int = 0
+    deferred: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+class AccountPusher:
+    """Owns one account's queue and adapter for one cycle."""
+
+    def __init__(
+        self,
+        adapter: ChannelAdapter,
+        db: DbRunner,
+        stop: Stop,
+        clock: Clock,
+        *,
+        deadline: float | None,
+    ) -> None:
+        self.adapter = adapter
+        self._db = db
+        self._stop = stop
+        self._clock = clock
+        self._deadline = deadline
+        self._queue: asyncio.PriorityQueue[tuple[int, int, JournaledChange | None]] = (
+            asyncio.PriorityQueue()
+        )
+        self._closed = False
+        self._exhausted = False
+        self.tally = PushTally()
+
+    def put(self, change: JournaledChange) -> None:
+        if self._exhausted:  # budget gone for this cycle: it stays planned for the next
+            self.tally.deferred += 1
+            return
+        self._queue.put_nowait((change.priority, change.change_id, change))
+
+    def close(self) -> None:
+        """No more changes will come this cycle; the worker ends once the queue is empty."""
+        self._closed = True
+        self._queue.put_nowait((1 << 30, 0, None))
+
+    async def run(self) -> PushTally:
+        name = self.adapter.account
+        try:
+            while True:
+                chunk = await self._next_chunk()
+                if not chunk:
+                    return self.tally
+                await self._push(chunk)
+        except ChannelAuthError as exc:
+            self.tally.errors[name] = str(exc)
+            log.error("%s: push stopped: %s", name, exc)
+            return self.tally
+
+    async def _next_chunk(self) -> list[JournaledChange]:
+        """Wait for at least one change (or the end), then take what is queued up to CHUNK."""
+        chunk: list[JournaledChange] = []
+        while not chunk:
+            priority, change_id, change = await self._queue.get()
+            if change is None:
+                if self._queue.empty():
+                    return []
+                self._queue.put_nowait((priority, change_id, None))  # sentinel goes last
+                continue
+            chunk.append(change)
+        while len(chunk) < CHUNK and not self._queue.empty():
+            priority, change_id, change = self._queue.get_nowait()
+            if change is None:
+                self._queue.put_nowait((priority, change_id, None))
+                break
+            chunk.append(change)
+        return chunk
+
+    async def _push(self, chunk: Sequence[JournaledChange]) -> None:
+        if self._stop.is_set():
+            raise Interrupted(self._stop.reason)
+        ids = [c.change_id for c in chunk]
+        await self._db.run(lambda s: mark_sent(s, ids, self._now()))
+        results = await self.adapter.apply([c.channel_change for c in chunk])
+        await self._db.run(lambda s: settle(s, results, self._now()))
+        deferred: list[tuple[JournaledChange, ChangeResult]] = []
+        for change, result in zip(chunk, results, strict=True):
+            if result.outcome is Outcome.APPLIED:
+                self.tally.applied += 1
+            elif result.outcome is Outcome.DEFERRED:
+                deferred.append((change, result))
+            else:
+                self.tally.failed += 1
+                self.tally.gone += result.outcome is Outcome.GONE
+                log.warning(
+                    "%s: change %d %s: %s",
+                    self.adapter.account,
+                    change.change_id,
+                    result.outcome.value,
+                    result.error,
+                )
+        if deferred:
+            await self._defer(deferred)
+
+    async def _defer(self, deferred: list[tuple[JournaledChange, ChangeResult]]) -> None:
+        """Wait for the budget to come back if the cycle can afford it, then requeue."""
+        now = self._clock.time()
+        retry_at = max(
+            (r.retry_after.timestamp() for _c, r in deferred if r.retry_after), default=now + 1
+        )
+        wait = max(0.0, retry_at - now)
+        if (self._deadline is not None and retry_at > self._deadline) or wait > MAX_DEFER_WAIT_S:
+            self.tally.deferred += len(deferred)
+            log.warning(
+                "%s: %d changes wait for the next cycle (%s)",
+                self.adapter.account,
+                len(deferred),
+                deferred[0][1].error,
+            )
+            self._exhausted = True
+            self._drain_rest()
+            return
+        log.info(
+            "%s: %d changes deferred (%s); retrying in %.1f s",
+            self.adapter.account,
+            len(deferred),
+            deferred[0][1].error,
+            wait,
+        )
+        if await self._stop.sleep(wait):
+            raise Interrupted(self._stop.reason)
+        for change, _result in deferred:
+            self.put(change)
+
+    def _drain_rest(self) -> None:
+        """Budget gone for this cycle: what is queued stays ``planned`` for the next one."""
+        while not self._queue.empty():
+            _p, _i, change = self._queue.get_nowait()
+            if change is not None:
+                self.tally.deferred += 1
+        if self._closed:
+            self._queue.put_nowait((1 << 30, 0, None))
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock.time(), UTC)

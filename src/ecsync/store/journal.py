@@ -1,0 +1,184 @@
+"""The change journal: written before a channel call, settled after it.
+
+A change goes planned -> sent -> applied | failed, or is held by a guard. A crash leaves
+changes ``planned`` or ``sent``; the next cycle supersedes them and re-plans from the
+confirmed state (channel writes are idempotent), so nothing is lost and nothing is pushed
+twice without need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from ecsync.channels.protocol import ChangeResult, ChannelChange, ChannelItem, Outcome
+from ecsync.domain.model import ListingState
+from ecsync.domain.plan import PlannedChange
+from ecsync.store.schema import Account, Change, Cycle, Listing
+
+OPEN = ("planned", "sent")
+
+
+def supersede_open_changes(session: Session, cycle_id: int, now: datetime) -> int:
+    """Changes an earlier cycle left unfinished are re-planned by this one."""
+    result = session.execute(
+        update(Change)
+        .where(Change.status.in_(OPEN), Change.cycle_id != cycle_id)
+        .values(status="superseded", finished_at=now, error=f"re-planned by cycle {cycle_id}")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def mark_interrupted_cycles(session: Session, now: datetime) -> int:
+    """Cycles still ``running`` when a new one starts were cut off by a crash or kill."""
+    result = session.execute(
+        update(Cycle)
+        .where(Cycle.status == "running")
+        .values(status="failed", finished_at=now, error="did not finish (process ended)")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class JournaledChange:
+    """A change row as the push step needs it."""
+
+    change_id: int
+    account: str
+    priority: int
+    channel_change: ChannelChange
+
+
+def record_plan(
+    session: Session,
+    cycle_id: int,
+    account: Account,
+    changes: Sequence[PlannedChange],
+    listings: dict[int, Listing],
+    now: datetime,
+) -> list[JournaledChange]:
+    """Write the changes; return the ``planned`` ones (held ones stay in the journal only)."""
+    rows = []
+    for planned in changes:
+        row = Change(
+            cycle_id=cycle_id,
+            listing_id=planned.listing_id,
+            kind=planned.kind.value,
+            priority=planned.priority,
+            old_price=planned.old.price,
+            new_price=planned.new.price,
+            old_visible=planned.old.visible,
+            new_visible=planned.new.visible,
+            old_quantity=planned.old.quantity,
+            new_quantity=planned.new.quantity,
+            reason=planned.reason,
+            status=planned.status.value,
+            attempts=0,
+            created_at=now,
+        )
+        session.add(row)
+        rows.append((row, planned))
+    session.flush()
+    out = []
+    for row, planned in rows:
+        if row.status != "planned":
+            continue
+        listing = listings[planned.listing_id]
+        out.append(
+            JournaledChange(
+                change_id=row.id,
+                account=account.name,
+                priority=planned.priority,
+                channel_change=_channel_change(row.id, account.platform, listing, planned),
+            )
+        )
+    return out
+
+
+def _channel_change(
+    change_id: int, platform: str, listing: Listing, planned: PlannedChange
+) -> ChannelChange:
+    old, new = planned.old, planned.new
+    item_id = listing.item_id if platform == "base" else (listing.offer_id or "")
+    return ChannelChange(
+        change_id=change_id,
+        item_id=item_id,
+        sku=listing.sku or listing.asin,
+        price=new.price if new.price != old.price else None,
+        visible=new.visible if new.visible != old.visible else None,
+        quantity=new.quantity if new.quantity != old.quantity else None,
+    )
+
+
+def mark_sent(session: Session, change_ids: Iterable[int], now: datetime) -> None:
+    session.execute(
+        update(Change)
+        .where(Change.id.in_(list(change_ids)))
+        .values(status="sent", sent_at=now, attempts=Change.attempts + 1)
+    )
+
+
+def settle(session: Session, results: Sequence[ChangeResult], now: datetime) -> None:
+    """Record each channel answer on its change, and the confirmed state on its listing."""
+    changes = {
+        c.id: c
+        for c in session.scalars(
+            select(Change).where(Change.id.in_([r.change_id for r in results]))
+        )
+    }
+    listings = {
+        listing.id: listing
+        for listing in session.scalars(
+            select(Listing).where(Listing.id.in_({c.listing_id for c in changes.values()}))
+        )
+    }
+    for result in results:
+        change = changes[result.change_id]
+        listing = listings[change.listing_id]
+        if result.offer_id:
+            listing.offer_id = result.offer_id
+        if result.outcome is Outcome.APPLIED:
+            change.status = "applied"
+            change.finished_at = now
+            change.error = None
+            _confirm(listing, change, result.confirmed, now)
+        elif result.outcome is Outcome.DEFERRED:
+            change.status = "planned"
+            change.error = result.error
+        else:
+            change.status = "failed"
+            change.finished_at = now
+            change.error = result.error or result.outcome.value
+            if result.outcome is Outcome.GONE:
+                listing.status = "gone"
+                listing.updated_at = now
+
+
+def _confirm(listing: Listing, change: Change, seen: ChannelItem | None, now: datetime) -> None:
+    state = ListingState(change.new_price, change.new_visible, change.new_quantity)
+    listing.confirmed_price = seen.price if seen and seen.price is not None else state.price
+    if seen and seen.visible is not None:
+        listing.confirmed_visible = seen.visible
+    else:
+        listing.confirmed_visible = state.visible
+    if seen and seen.quantity is not None:
+        listing.confirmed_quantity = seen.quantity
+    else:
+        listing.confirmed_quantity = state.quantity
+    listing.confirmed_at = now
+    listing.updated_at = now
+
+
+def cycle_change_counts(session: Session, cycle_id: int) -> dict[str, int]:
+    return {
+        status: count
+        for status, count in session.execute(
+            select(Change.status, func.count())
+            .where(Change.cycle_id == cycle_id)
+            .group_by(Change.status)
+        )
+    }
