@@ -12,10 +12,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# For now: a demo shop from examples/ (init, import, accounts list) in ./ecsync-demo/.
 demo: $(STAMP)
-	rm -rf ecsync-demo && mkdir -p ecsync-demo && cp examples/ecsync.toml examples/listings.csv ecsync-demo/
-	cd ecsync-demo && ../$(BIN)/ecsync init && ../$(BIN)/ecsync import listings.csv && ../$(BIN)/ecsync accounts list
+	$(BIN)/ecsync demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

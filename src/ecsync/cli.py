@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +19,7 @@ from ecsync import __version__
 from ecsync.app import App, configure_logging, open_app
 from ecsync.clock import Stop
 from ecsync.config import Settings, load_settings, require_credentials
-from ecsync.domain.plan import PlannedChange
+from ecsync.domain.plan import ChangeStatus, PlannedChange
 from ecsync.engine.collect import Scope
 from ecsync.engine.cycle import CycleOptions, CycleRunner, CycleSummary
 from ecsync.engine.pull import pull_accounts
@@ -27,6 +28,7 @@ from ecsync.errors import EcsyncError, ImportRejected, NotImplementedYet, UsageE
 from ecsync.listings_csv import parse_listings_csv
 from ecsync.lock import InstanceLock, lock_path
 from ecsync.progress import FetchProgress
+from ecsync.sim.command import sim_command
 from ecsync.store.engine import transaction
 from ecsync.store.history import change_history, cycle_changes, listing_names
 from ecsync.store.repo import ListingKey, account_summaries, apply_import, import_conflicts
@@ -363,7 +365,12 @@ def _run_cycle(application: App, options: CycleOptions) -> tuple[CycleSummary, l
         with FetchProgress(err, live=live) as progress:
             runner = CycleRunner(application, stop, fetch_observer=progress, lock=lock)
             summary = await runner.run(options)
-            return summary, runner.preview
+            held = runner.held_listing_ids
+            preview = [
+                replace(c, status=ChangeStatus.HELD) if c.listing_id in held else c
+                for c in runner.preview
+            ]
+            return summary, preview
 
     try:
         return run_with_stop(main)
@@ -500,10 +507,7 @@ def _iso(value: Any) -> str | None:
     return value.isoformat(timespec="seconds") if value is not None else None
 
 
-@app.command("sim")
-def sim() -> None:
-    """Run the marketplace simulator in the foreground."""
-    _not_yet("sim")
+app.command("sim")(sim_command)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -222,6 +222,14 @@ class DaemonSettings(_Section):
     alerts: list[str] = []
 
 
+class RuntimeSettings(_Section):
+    """``time_scale`` > 1 only against the simulator at ``--speed X`` (its --write-config sets
+    it): channel call windows, the daemon interval, staleness and deadlines run X times
+    faster, as the simulator's clock does."""
+
+    time_scale: float = Field(default=1.0, gt=0)
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     file: str = "ecsync.log"
@@ -249,6 +257,7 @@ class Settings(BaseSettings):
     guards: GuardSettings = GuardSettings()
     daemon: DaemonSettings = DaemonSettings()
     logging: LoggingSettings = LoggingSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
     config_path: Path = Path(DEFAULT_CONFIG_NAME)
 
     @classmethod
@@ -278,6 +287,10 @@ class Settings(BaseSettings):
         if self.database.url:
             return self.database.url
         return f"sqlite:///{(self.config_path.parent / 'ecsync.db').resolve()}"
+
+    def scaled(self, duration: timedelta) -> timedelta:
+        """A configured duration in real time (shorter against a sped-up simulator)."""
+        return duration / self.runtime.time_scale
 
     @property
     def log_file(self) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ecsync.amazon.governor import CUT, FLOOR, SAFETY, RateGovernor
+from ecsync.amazon.governor import CUT, FLOOR, RateGovernor, pace
 from ecsync.clock import Stop
 from ecsync.store.engine import make_engine, session_factory
 from ecsync.store.migrate import upgrade_to_head
@@ -51,7 +51,7 @@ async def test_burst_then_documented_rate(db: DbRunner) -> None:
     governor = _governor(db, clock)
     start = clock.now
     assert await _slot(governor, db) == start  # the burst of one: at once
-    interval = 1 / (0.1 * SAFETY)
+    interval = 1 / pace(0.1)
     assert await _slot(governor, db) == pytest.approx(start + interval)
     assert await _slot(governor, db) == pytest.approx(start + 2 * interval)
     clock.now += 100  # idle time refills only up to the burst
@@ -67,7 +67,7 @@ async def test_two_processes_share_one_budget(tmp_path: Path) -> None:
     db_a, db_b = DbRunner(session_factory(engine_a)), DbRunner(session_factory(engine_b))
     clock = FakeClock()
     a, b = _governor(db_a, clock), _governor(db_b, clock)
-    interval = 1 / (0.1 * SAFETY)
+    interval = 1 / pace(0.1)
     try:
         assert await _slot(a, db_a) == clock.now
         assert await _slot(b, db_b) == pytest.approx(clock.now + interval)
@@ -87,12 +87,12 @@ async def test_rate_header_retunes_and_throttle_cuts_then_recovers(db: DbRunner)
     await _slot(governor, db)  # reserved 10 s out at the default pace
     await governor.granted(OP, 10.0)  # Amazon says 10 requests/s (a raised plan, or --speed)
     assert await governor.granted_rate(OP) == 10.0
-    fast = 1 / (10 * SAFETY)
+    fast = 1 / pace(10)
     assert await _slot(governor, db) <= clock.now + 2 * fast  # pulled in to the new pace
 
     clock.now += 10
     new_rate = await governor.throttled(OP)
-    assert new_rate == pytest.approx(10 * SAFETY * CUT)
+    assert new_rate == pytest.approx(pace(10) * CUT)
     assert await _slot(governor, db) == pytest.approx(clock.now + 1 / new_rate)
 
     for _ in range(60):  # slow recovery, capped under the granted rate
@@ -100,6 +100,11 @@ async def test_rate_header_retunes_and_throttle_cuts_then_recovers(db: DbRunner)
     clock.now += 100
     first = await _slot(governor, db)
     assert await _slot(governor, db) - first == pytest.approx(fast)
+
+
+def test_pacing_margin_is_absolute() -> None:
+    assert 1 / pace(0.1) - 1 / 0.1 == pytest.approx(0.003)  # 10 s interval: +3 ms
+    assert 1 / pace(10) - 1 / 10 == pytest.approx(0.003)  # 100 ms interval: +3 ms
 
 
 async def test_throttles_never_cut_below_the_floor(db: DbRunner) -> None:

@@ -27,7 +27,13 @@ from sp_api.base.exceptions import (
     SellingApiRequestThrottledException,
 )
 
-from ecsync.amazon.errors import AuthFailed, BatchRejected, Throttled, TransientError
+from ecsync.amazon.errors import (
+    AuthFailed,
+    BatchRejected,
+    Throttled,
+    TokenRejected,
+    TransientError,
+)
 from ecsync.config import AmazonSettings
 
 log = logging.getLogger(__name__)
@@ -102,22 +108,35 @@ class OffersClient:
             raise ValueError(f"a batch holds 1 to {BATCH_SIZE} ASINs, got {len(asins)}")
         try:
             async with asyncio.timeout(self._settings.total_timeout_s):
-                return await self._with_fresh_token(asins)
+                return await self._call(asins)
+        except SellingApiForbiddenException as exc:
+            # The package never refreshes on a 403 by itself: drop its cached token so the
+            # next ensure_token() fetches a new one. The caller retries in a new rate slot.
+            token_cache_module.cache.pop(self._cache_key, None)
+            raise TokenRejected(_message(exc)) from None
         except TimeoutError:
             raise TransientError(
                 f"no answer within {self._settings.total_timeout_s:g} s (total timeout)"
             ) from None
 
-    async def _with_fresh_token(self, asins: Sequence[str]) -> BatchAnswer:
+    async def ensure_token(self) -> None:
+        """Have a valid access token before the request's slot comes up.
+
+        Refreshing inside the request would send it late by the LWA round trip, and the
+        request after it on time: at a high granted rate that pair arrives closer than the
+        interval and draws a 429.
+        """
         try:
-            return await self._call(asins)
-        except SellingApiForbiddenException:
-            log.info("SP-API refused the access token; refreshing it and retrying once")
-            token_cache_module.cache.pop(self._cache_key, None)
-            try:
-                return await self._call(asins)
-            except SellingApiForbiddenException as exc:
-                raise AuthFailed(f"SP-API refused a fresh access token: {_message(exc)}") from None
+            async with asyncio.timeout(self._settings.total_timeout_s):
+                await self._products._auth.get_auth()
+        except AuthorizationError as exc:
+            raise AuthFailed(
+                f"LWA token request refused: {exc.error_code}: {exc.message}"
+            ) from None
+        except TimeoutError:
+            raise TransientError("LWA token request: no answer within the total timeout") from None
+        except (httpx.TransportError, ValueError) as exc:
+            raise TransientError(f"LWA token request: {type(exc).__name__}: {exc}") from None
 
     async def _call(self, asins: Sequence[str]) -> BatchAnswer:
         requests = [
@@ -136,7 +155,7 @@ class OffersClient:
             raise Throttled(_message(exc)) from None
         except SellingApiForbiddenException:
             raise
-        except AuthorizationError as exc:
+        except AuthorizationError as exc:  # the package refreshed inline and LWA refused
             raise AuthFailed(
                 f"LWA token request refused: {exc.error_code}: {exc.message}"
             ) from None

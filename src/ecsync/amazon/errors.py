@@ -21,5 +21,9 @@ class BatchRejected(AmazonError):
     """A 4xx for the whole request: retrying would not help; its ASINs get error quotes."""
 
 
+class TokenRejected(AmazonError):
+    """HTTP 403 Unauthorized: the cached access token was revoked or expired; refresh, retry."""
+
+
 class AuthFailed(AmazonError):
     """LWA refused the credentials, or a fresh token was still refused: the cycle cannot go on."""

@@ -40,11 +40,21 @@ DOCUMENTED = {
     "getCatalogItem": Quota(2, 2),
 }
 
-SAFETY = 0.985  # pace this share of the granted rate
+JITTER_S = 0.003  # spacing added to every interval: what a burst of one cannot absorb
 CUT = 0.8  # on a 429
 FLOOR = 0.3  # never below this share of the granted rate
-RECOVERY = 1.01  # per success, back up to SAFETY x granted
+RECOVERY = 1.01  # per success, back up to the paced rate
 RECHECK_S = 0.5  # a longer wait re-reads the rate this often
+
+
+def pace(granted: float) -> float:
+    """The rate to send at for a granted rate: the interval plus the jitter allowance.
+
+    An absolute allowance, not a share: 3 ms on Amazon's real 10 s interval costs 0.03 %,
+    while on the 100 ms interval of a simulator at --speed 100 it is the 3 % that keeps
+    timer and scheduling jitter from drawing 429s.
+    """
+    return granted / (1 + granted * JITTER_S)
 
 
 def _ts(value: float) -> datetime:
@@ -96,7 +106,7 @@ class RateGovernor:
             quota = DOCUMENTED.get(operation, Quota(0.1, 1))
             row = ApiUsage(
                 key=key,
-                rate=quota.rate * SAFETY,
+                rate=pace(quota.rate),
                 burst=quota.burst,
                 tokens=0.0,
                 granted_rate=None,
@@ -138,9 +148,9 @@ class RateGovernor:
                 f"{row.granted_rate:.4g}" if row.granted_rate else "the documented default",
             )
             row.granted_rate = rate_header
-            self._set_rate(row, rate_header * SAFETY)
+            self._set_rate(row, pace(rate_header))
             return
-        ceiling = (row.granted_rate or DOCUMENTED.get(operation, Quota(0.1, 1)).rate) * SAFETY
+        ceiling = pace(row.granted_rate or DOCUMENTED.get(operation, Quota(0.1, 1)).rate)
         row.rate = min(ceiling, row.rate * RECOVERY)  # slots already handed out stay put
 
     def _set_rate(self, row: ApiUsage, rate: float) -> None:

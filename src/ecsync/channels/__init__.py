@@ -25,7 +25,7 @@ from ecsync.channels.protocol import (
 )
 from ecsync.channels.thebase import BaseAdapter
 from ecsync.clock import Clock, Stop
-from ecsync.config import AccountSettings
+from ecsync.config import AccountSettings, Settings
 from ecsync.store.runner import DbRunner
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "EbayAdapter",
     "HttpOptions",
     "Outcome",
+    "open_account",
     "open_adapter",
 ]
 
@@ -65,3 +66,11 @@ def open_adapter(
     if account.platform == "ebay":
         return EbayAdapter(account, db, stop, clock, options=options)
     raise ValueError(f"account {account.name!r}: unknown platform {account.platform!r}")
+
+
+def open_account(
+    settings: Settings, name: str, db: DbRunner, stop: Stop, clock: Clock | None = None
+) -> ChannelAdapter:
+    """``open_adapter`` for a configured account, on the configured clock scale."""
+    options = HttpOptions(time_scale=settings.runtime.time_scale)
+    return open_adapter(settings.account(name), db, stop, clock, options=options)

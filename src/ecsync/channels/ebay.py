@@ -70,10 +70,10 @@ class EbayError(Exception):
         super().__init__(f"HTTP {status}: {_describe(errors)}")
 
 
-def ebay_windows(account: AccountSettings) -> list[Window]:
+def ebay_windows(account: AccountSettings, time_scale: float = 1.0) -> list[Window]:
     """One daily window, UTC-aligned like the revision limit (eBay's reset time for the
     call quota is unconfirmed; a day that resets early only makes the budget stricter)."""
-    return [Window("day", account.daily_call_limit, DAY)]
+    return [Window("day", account.daily_call_limit, DAY / time_scale)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +122,9 @@ class EbayAdapter:
         self._clock = clock or SystemClock()
         self._options = options or HttpOptions()
         self._http = make_client(account.endpoint, self._options)
-        self._budget = CallBudget(db, f"ebay:{account.name}", ebay_windows(account), self._clock)
+        self._budget = CallBudget(
+            db, f"ebay:{account.name}", ebay_windows(account, self._options.time_scale), self._clock
+        )
         self._tokens = TokenManager(
             store=TokenStore(db, account.name, self._clock),
             refresher=self._refresh,
@@ -395,7 +397,8 @@ class EbayAdapter:
         if ids & GONE_IDS:
             return entry.result(Outcome.GONE, text)
         if _revision_limit(errors):
-            until = datetime.fromtimestamp(Window("day", 1, DAY).resets_at(self._clock.time()), UTC)
+            day = Window("day", 1, DAY / self._options.time_scale)
+            until = datetime.fromtimestamp(day.resets_at(self._clock.time()), UTC)
             return entry.result(
                 Outcome.DEFERRED,
                 f"eBay's daily revision limit for this listing is spent ({text})",

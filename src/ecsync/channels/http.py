@@ -37,6 +37,7 @@ class HttpOptions:
     concurrency: int = 4  # calls in flight at once per adapter
     token_margin_s: float = 300.0  # refresh an access token this long before it expires
     lease_s: float = 90.0  # longest one process may hold the cross-process refresh lease
+    time_scale: float = 1.0  # a simulator at --speed X: call windows last 1/X as long
 
 
 class Transient(Exception):

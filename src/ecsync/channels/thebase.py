@@ -62,7 +62,7 @@ class BaseError(Exception):
         self.description = description
 
 
-def base_windows(account: AccountSettings) -> list[Window]:
+def base_windows(account: AccountSettings, time_scale: float = 1.0) -> list[Window]:
     """BASE's documented windows, lowered by the account's settings.
 
     ``daily_call_limit`` defaults to 5,000 for eBay's sake, so for BASE it only applies
@@ -72,8 +72,8 @@ def base_windows(account: AccountSettings) -> list[Window]:
     if "daily_call_limit" in account.model_fields_set:
         daily = min(daily, account.daily_call_limit)
     return [
-        Window("hour", min(BASE_HOURLY_LIMIT, account.hourly_call_limit), HOUR),
-        Window("day", daily, DAY, JST_OFFSET),
+        Window("hour", min(BASE_HOURLY_LIMIT, account.hourly_call_limit), HOUR / time_scale),
+        Window("day", daily, DAY / time_scale, JST_OFFSET / time_scale),
     ]
 
 
@@ -97,7 +97,9 @@ class BaseAdapter:
         self._clock = clock or SystemClock()
         self._options = options or HttpOptions()
         self._http = make_client(account.endpoint, self._options)
-        self._budget = CallBudget(db, f"base:{account.name}", base_windows(account), self._clock)
+        self._budget = CallBudget(
+            db, f"base:{account.name}", base_windows(account, self._options.time_scale), self._clock
+        )
         self._tokens = TokenManager(
             store=TokenStore(db, account.name, self._clock),
             refresher=self._refresh,

@@ -23,8 +23,8 @@ from ecsync.amazon.client import OffersClient
 from ecsync.amazon.errors import AuthFailed
 from ecsync.amazon.governor import RateGovernor
 from ecsync.app import App
-from ecsync.channels import open_adapter
-from ecsync.channels.errors import ChannelAuthError
+from ecsync.channels import open_account
+from ecsync.channels.errors import ChannelAuthError, ChannelError
 from ecsync.channels.protocol import ChannelAdapter
 from ecsync.clock import Clock, Stop, SystemClock
 from ecsync.domain.plan import PlannedChange
@@ -120,8 +120,10 @@ class CycleRunner:
         self._heartbeat_every_s = heartbeat_every_s
         self._fetcher: Fetcher | None = None
         self._pushers: dict[str, AccountPusher] = {}
+        self._reconciling: asyncio.Task[None] | None = None
         self.phase = "starting"
         self.preview: list[PlannedChange] = []
+        self.held_listing_ids: set[int] = set()
 
     def progress(self) -> dict[str, Any]:
         """What this cycle is doing now, for the lease heartbeat and ``status``."""
@@ -167,7 +169,9 @@ class CycleRunner:
                 options.scope,
                 cycle_id=summary.cycle_id,
                 stock_only=options.stock_only,
-                default_stale_after=2 * self._app.settings.daemon.interval,
+                default_stale_after=self._app.settings.scaled(
+                    2 * self._app.settings.daemon.interval
+                ),
                 keep_preview=options.dry_run,
             )
             await self._db.run(planner.start)
@@ -217,7 +221,7 @@ class CycleRunner:
         names = await self._db.run(lambda s: accounts_in_scope(s, options.scope))
         pushers = {
             name: AccountPusher(
-                open_adapter(settings.account(name), self._db, self._stop, self._clock),
+                open_account(settings, name, self._db, self._stop, self._clock),
                 self._db,
                 self._stop,
                 self._clock,
@@ -226,15 +230,28 @@ class CycleRunner:
             for name in names
         }
         due = await self._db.run(
-            lambda s: reconcile_due(s, settings.daemon.reconcile_every, options.reconcile)
+            lambda s: accounts_due_for_reconcile(
+                s, names, settings.daemon.reconcile_every, options.reconcile
+            )
         )
         if due:
-            await self._reconcile([p.adapter for p in pushers.values()], summary)
+            # Runs beside the first fetch batches; planning waits for it (see _pipeline).
+            adapters = [pushers[name].adapter for name in due]
+            self._reconciling = asyncio.create_task(
+                self._reconcile(adapters, summary), name="reconcile"
+            )
         return pushers
 
     async def _reconcile(self, adapters: Sequence[ChannelAdapter], summary: CycleSummary) -> None:
-        results = await asyncio.gather(*(read_account(a) for a in adapters))
-        for result in results:
+        async def one(adapter: ChannelAdapter) -> None:
+            try:
+                result = await read_account(adapter)
+            except ChannelAuthError:
+                raise
+            except ChannelError as exc:
+                log.warning("%s: reconcile skipped this cycle: %s", adapter.account, exc)
+                summary.extra.setdefault("reconcile_errors", {})[adapter.account] = str(exc)
+                return
             now = self._now()
             outcome = await self._db.run(functools.partial(_reconcile_one, result=result, now=now))
             log.info(
@@ -251,6 +268,8 @@ class CycleRunner:
                 "gone": outcome.gone,
             }
 
+        await asyncio.gather(*(one(adapter) for adapter in adapters))
+
     async def _pipeline(
         self,
         asins: Sequence[str],
@@ -263,8 +282,13 @@ class CycleRunner:
         batches: asyncio.Queue[Sequence[QuoteWrite] | list[str] | None] = asyncio.Queue()
 
         async def plan_loop() -> None:
+            if self._reconciling is not None:
+                await self._reconciling  # plan against the channels' real state
+                self.phase = "fetch"
             while (batch := await batches.get()) is not None:
                 await self._plan(batch, options, planner, pushers)
+            released = await self._db.run(planner.finish, commit=not options.dry_run)
+            self._send(released, pushers)
 
         async def on_quotes(writes: Sequence[QuoteWrite]) -> None:
             await batches.put(writes)
@@ -288,7 +312,10 @@ class CycleRunner:
             plan_task.cancel()
             for push_task in push_tasks:
                 push_task.cancel()
-            await asyncio.gather(plan_task, *push_tasks, return_exceptions=True)
+            extra = [self._reconciling] if self._reconciling else []
+            for reconciling in extra:
+                reconciling.cancel()
+            await asyncio.gather(plan_task, *push_tasks, *extra, return_exceptions=True)
 
     async def _plan(
         self,
@@ -307,7 +334,11 @@ class CycleRunner:
             return planner.plan_batch(session, asins, now)
 
         journaled = await self._db.run(work, commit=not options.dry_run)
-        for change in journaled:
+        self._send(journaled, pushers)
+
+    @staticmethod
+    def _send(changes: Sequence[JournaledChange], pushers: dict[str, AccountPusher]) -> None:
+        for change in changes:
             if change.account in pushers:
                 pushers[change.account].put(change)
 
@@ -350,6 +381,7 @@ class CycleRunner:
         summary.extra["mass_hide_tripped"] = sorted(tally.tripped_accounts)
         if tally.warnings:
             summary.extra["warnings"] = sorted(tally.warnings)
+        self.held_listing_ids = tally.held_listing_ids
         errors = {name: e for p in pushers.values() for name, e in p.tally.errors.items()}
         if errors:
             summary.extra["account_errors"] = errors
@@ -463,13 +495,27 @@ def accounts_in_scope(session: Session, scope: Scope) -> list[str]:
     return list(session.scalars(query))
 
 
-def reconcile_due(session: Session, every: int, forced: bool | None) -> bool:
-    """Reconcile on the first cycle and then every ``every`` finished cycles."""
+def accounts_due_for_reconcile(
+    session: Session, names: Sequence[str], every: int, forced: bool | None
+) -> list[str]:
+    """Accounts never read in bulk (no pull or reconcile yet), or not read for ``every``
+    finished cycles; ``forced`` True or False overrides."""
     if forced is not None:
-        return forced
-    finished = session.scalar(
-        select(func.count())
-        .select_from(Cycle)
-        .where(Cycle.dry_run.is_(False), Cycle.status != "running")
-    )
-    return (finished or 0) % every == 0
+        return list(names) if forced else []
+    due = []
+    for account in session.scalars(select(Account).where(Account.name.in_(names))):
+        if account.last_reconciled_at is None:
+            due.append(account.name)
+            continue
+        cycles_since = session.scalar(
+            select(func.count())
+            .select_from(Cycle)
+            .where(
+                Cycle.dry_run.is_(False),
+                Cycle.status != "running",
+                Cycle.started_at > account.last_reconciled_at,
+            )
+        )
+        if (cycles_since or 0) >= every:
+            due.append(account.name)
+    return sorted(due)

@@ -18,7 +18,13 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from ecsync.amazon.client import BATCH_SIZE, OFFERS_BATCH, BatchAnswer, OffersClient
-from ecsync.amazon.errors import BatchRejected, Throttled, TransientError
+from ecsync.amazon.errors import (
+    AuthFailed,
+    BatchRejected,
+    Throttled,
+    TokenRejected,
+    TransientError,
+)
 from ecsync.amazon.governor import DOCUMENTED, RateGovernor
 from ecsync.clock import Clock, Stop, SystemClock
 from ecsync.config import AmazonSettings
@@ -145,12 +151,28 @@ class Fetcher:
         started = self._clock.monotonic()
         attempts = 0
         failures = 0
+        rejections = 0
         while True:
+            try:
+                await self._until_stop(self._client.ensure_token())
+            except TransientError as exc:
+                failures += 1
+                if failures > self._settings.max_retries:
+                    raise AuthFailed(f"cannot get an SP-API access token: {exc}") from None
+                if await self._stop.sleep(self._backoff(failures)):
+                    raise Interrupted(self._stop.reason) from None
+                continue
             await self._governor.acquire(OFFERS_BATCH)
             attempts += 1
             self.stats.requests += 1
             try:
                 answer = await self._until_stop(self._client.offers_batch(asins))
+            except TokenRejected as exc:
+                rejections += 1
+                if rejections > 1:
+                    raise AuthFailed(f"SP-API refused a fresh access token: {exc}") from None
+                log.info("batch %d: access token refused (%s); refreshing it", index, exc)
+                continue
             except Throttled:
                 self.stats.throttled += 1
                 await self._governor.throttled(OFFERS_BATCH)

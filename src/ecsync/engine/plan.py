@@ -17,12 +17,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ecsync.config import Settings
+from ecsync.config import AccountSettings, Settings
 from ecsync.domain.model import ListingState, QuoteStatus, is_listed
 from ecsync.domain.plan import ChangeKind, PlanItem, PlannedChange, plan_account
 from ecsync.domain.rules import ProductQuote, desired_state
+from ecsync.engine.breaker import HideBreaker, Verdict
 from ecsync.engine.collect import Scope
-from ecsync.store.journal import JournaledChange, record_plan
+from ecsync.store.journal import JournaledChange, hold_changes, record_plan
 from ecsync.store.schema import Account, Listing, Product
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class PlanTally:
     tripped_accounts: set[str] = field(default_factory=set)
     warnings: set[str] = field(default_factory=set)
     preview: list[PlannedChange] = field(default_factory=list)
+    held_listing_ids: set[int] = field(default_factory=set)
 
 
 def confirmed_state(listing: Listing) -> ListingState:
@@ -107,9 +109,50 @@ class Planner:
         self._stale_after = default_stale_after
         self._keep_preview = keep_preview
         self.tally = PlanTally()
+        self._breaker: HideBreaker | None = None
+
+    def _account(self, name: str) -> AccountSettings:
+        """The account's settings, with its staleness limit on the configured clock scale."""
+        account = self._settings.account(name)
+        if account.stale_after is None or self._settings.runtime.time_scale == 1:
+            return account
+        return account.model_copy(
+            update={"stale_after": self._settings.scaled(account.stale_after)}
+        )
 
     def start(self, session: Session) -> None:
         self.tally.listed_total = listed_totals(session, self._scope)
+        self._breaker = HideBreaker(
+            self._settings.guards.max_hide_fraction, self.tally.listed_total
+        )
+
+    def finish(self, session: Session) -> list[JournaledChange]:
+        """Planning is over: settle hides still waiting on the mass-hide breaker."""
+        assert self._breaker is not None, "start() first"
+        return self._settle(session, self._breaker.finish())
+
+    def _settle(self, session: Session, verdict: Verdict) -> list[JournaledChange]:
+        assert self._breaker is not None
+        if verdict.hold:
+            by_account: dict[str, list[JournaledChange]] = defaultdict(list)
+            for change in verdict.hold:
+                by_account[change.account].append(change)
+            for account, held in by_account.items():
+                hides, seen = self._breaker.tripped[account]
+                reason = (
+                    f"held: {hides} of {seen} listed items sampled would be hidden this cycle "
+                    f"(max {self._settings.guards.max_hide_fraction:%}); check the source "
+                    "before releasing"
+                )
+                hold_changes(session, [c.change_id for c in held], reason)
+                if account not in self.tally.tripped_accounts:
+                    self.tally.tripped_accounts.add(account)
+                    log.warning("%s: mass-hide breaker tripped: %s", account, reason)
+            self.tally.planned -= len(verdict.hold)
+            self.tally.held += len(verdict.hold)
+            self.tally.held_hides += len(verdict.hold)
+            self.tally.held_listing_ids.update(c.listing_id for c in verdict.hold)
+        return verdict.send
 
     def plan_batch(
         self, session: Session, asins: Sequence[str], now: datetime
@@ -123,7 +166,7 @@ class Planner:
             by_account[account.name].append((listing, account))
         journaled: list[JournaledChange] = []
         for name, rows in sorted(by_account.items()):
-            account_settings = self._settings.account(name)
+            account_settings = self._account(name)
             strategy = self._settings.strategies[account_settings.pricing]
             items: list[PlanItem] = []
             listings: dict[int, Listing] = {}
@@ -177,7 +220,10 @@ class Planner:
             if self._keep_preview:
                 self.tally.preview.extend(plan.changes)
             account_row = rows[0][1]
-            journaled += record_plan(
+            recorded = record_plan(
                 session, self._cycle_id, account_row, plan.changes, listings, now
             )
+            listed = sum(is_listed(account_row.platform, item.confirmed) for item in items)
+            assert self._breaker is not None, "start() first"
+            journaled += self._settle(session, self._breaker.admit(name, listed, recorded))
         return journaled

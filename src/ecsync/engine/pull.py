@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from ecsync.app import App
-from ecsync.channels import open_adapter
+from ecsync.channels import open_account
 from ecsync.clock import Stop, SystemClock
 from ecsync.engine.reconcile import PullOutcome, apply_pull, read_account
 from ecsync.store.runner import DbRunner
@@ -19,7 +19,7 @@ async def pull_accounts(app: App, names: Sequence[str], stop: Stop) -> list[Pull
     transaction (all or nothing per account)."""
     db = DbRunner(app.sessions)
     clock = SystemClock()
-    adapters = [open_adapter(app.settings.account(n), db, stop, clock) for n in names]
+    adapters = [open_account(app.settings, n, db, stop, clock) for n in names]
     try:
         results = await asyncio.gather(*(read_account(a) for a in adapters))
         outcomes = []

@@ -114,6 +114,7 @@ def apply_pull(session: Session, result: ReadResult, now: datetime) -> PullOutco
             listing.updated_at = now
             updated += 1
         _apply_state(listing, item, now)
+    account.last_reconciled_at = now  # a pull is a full read: no reconcile needed right after
     session.flush()
     return PullOutcome(result.account, len(result.items), added, updated, skipped)
 

@@ -208,6 +208,14 @@ def config_text(state: SimState, url: str) -> str:
             'pricing = "ebay_formula"',
         ]
     lines += ["", "[daemon]", 'interval = "3h"', "", "[logging]", 'file = "ecsync.log"', ""]
+    if state.options.speed != 1:
+        lines += [
+            "[runtime]",
+            "# The simulator runs this many times faster than real time: ecsync's channel",
+            "# windows, daemon interval, staleness and deadlines follow its clock.",
+            f"time_scale = {state.options.speed:g}",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -48,7 +48,9 @@ class JournaledChange:
     """A change row as the push step needs it."""
 
     change_id: int
+    listing_id: int
     account: str
+    kind: str
     priority: int
     channel_change: ChannelChange
 
@@ -91,7 +93,9 @@ def record_plan(
         out.append(
             JournaledChange(
                 change_id=row.id,
+                listing_id=planned.listing_id,
                 account=account.name,
+                kind=row.kind,
                 priority=planned.priority,
                 channel_change=_channel_change(row.id, account.platform, listing, planned),
             )
@@ -112,6 +116,15 @@ def _channel_change(
         visible=new.visible if new.visible != old.visible else None,
         quantity=new.quantity if new.quantity != old.quantity else None,
     )
+
+
+def hold_changes(session: Session, change_ids: Iterable[int], reason: str) -> None:
+    """Guard-held changes stay in the journal, with why, and are never pushed."""
+    ids = list(change_ids)
+    if ids:
+        session.execute(
+            update(Change).where(Change.id.in_(ids)).values(status="held", error=reason)
+        )
 
 
 def mark_sent(session: Session, change_ids: Iterable[int], now: datetime) -> None:
