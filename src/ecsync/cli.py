@@ -7,7 +7,8 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,13 +23,15 @@ from ecsync.config import Settings, load_settings, require_credentials
 from ecsync.domain.plan import ChangeStatus, PlannedChange
 from ecsync.engine.collect import Scope
 from ecsync.engine.cycle import CycleOptions, CycleRunner, CycleSummary
+from ecsync.engine.plan import money
 from ecsync.engine.pull import pull_accounts
 from ecsync.engine.runtime import run_with_stop
-from ecsync.errors import EcsyncError, ImportRejected, NotImplementedYet, UsageError
+from ecsync.errors import EcsyncError, ImportRejected, UsageError
 from ecsync.listings_csv import parse_listings_csv
 from ecsync.lock import InstanceLock, lock_path
 from ecsync.progress import FetchProgress
 from ecsync.sim.command import sim_command
+from ecsync.status import read_status, render_status
 from ecsync.store.engine import transaction
 from ecsync.store.history import change_history, cycle_changes, listing_names
 from ecsync.store.repo import ListingKey, account_summaries, apply_import, import_conflicts
@@ -82,10 +85,6 @@ def _opened(*, migrate: bool = False) -> Iterator[App]:
         yield application
     finally:
         application.close()
-
-
-def _not_yet(command: str) -> None:
-    raise NotImplementedYet(f"`ecsync {command}`: not implemented yet")
 
 
 @app.command()
@@ -445,22 +444,46 @@ def daemon(
     interval: Annotated[str | None, typer.Option("--interval", help="e.g. 3h, 30m, 900s")] = None,
 ) -> None:
     """Run cycles forever, one every interval."""
-    _settings()
-    _not_yet("daemon")
+    from ecsync.daemon import interval_override, run_daemon  # loaded only when asked for
+
+    # Not the log file's owner yet: a second daemon about to exit 3 must not rotate it.
+    settings = _settings()
+    if interval is not None:
+        every = interval_override(interval)
+        settings = settings.model_copy(
+            update={"daemon": settings.daemon.model_copy(update={"interval": every})}
+        )
+    require_credentials(settings, [a.name for a in settings.accounts if a.active], amazon=True)
+    application = open_app(settings)
+    try:
+        run_daemon(application, on_locked=lambda: configure_logging(settings, owns_log_file=True))
+    finally:
+        application.close()
 
 
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Last cycles, quote freshness, pending changes, lock holder, API budgets."""
-    _settings()
-    _not_yet("status")
+    with _opened() as application, transaction(application.sessions) as session:
+        data = read_status(session, application.settings)
+    if as_json:
+        out.print_json(dumps(data))
+        return
+    for renderable in render_status(data):
+        out.print(renderable)
 
 
 @app.command()
-def history(asin: Annotated[str, typer.Argument(help="The ASIN")]) -> None:
+def history(
+    asin: Annotated[str, typer.Argument(help="The ASIN")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
     """Every change ever planned for the ASIN's listings, with outcome."""
     with _opened() as application, transaction(application.sessions) as session:
         rows = change_history(session, asin)
+    if as_json:
+        out.print_json(dumps([asdict(row) for row in rows]))
+        return
     if not rows:
         out.print(f"no changes recorded for {asin}")
         return
@@ -500,6 +523,8 @@ def _plain(value: Any) -> str:
         return "?"
     if isinstance(value, bool):
         return "1" if value else "0"
+    if isinstance(value, Decimal):
+        return str(money(value))
     return str(value)
 
 

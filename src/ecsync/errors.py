@@ -27,10 +27,6 @@ class ImportRejected(UsageError):
         self.problems = problems
 
 
-class NotImplementedYet(UsageError):
-    """A command of the interface that a later issue fills in."""
-
-
 class LockHeld(EcsyncError):
     """Another ecsync instance holds the lock (exit 3)."""
 

@@ -141,6 +141,7 @@ def setup_logging(
         setattr(handler, _OWNED_MARK, True)
         root.addHandler(handler)
     root.setLevel(min(logging.getLevelName(level), logging.getLevelName(console_level or level)))
-    for noisy in ("httpx", "httpcore", "uvicorn.access", "alembic.runtime.migration"):
+    # Quiet libraries: apprise's DEBUG lines carry webhook URLs with their tokens.
+    for noisy in ("httpx", "httpcore", "uvicorn.access", "alembic.runtime.migration", "apprise"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return redactor

@@ -14,14 +14,13 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ecsync.clock import Clock, Stop, SystemClock
 from ecsync.errors import Interrupted
 from ecsync.store.runner import DbRunner
 from ecsync.store.schema import ApiUsage
+from ecsync.store.usage import usage_row
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +40,23 @@ DOCUMENTED = {
 }
 
 JITTER_S = 0.003  # spacing added to every interval: what a burst of one cannot absorb
+MAX_JITTER_S = 0.02  # a busy machine jitters more: each 429 widens the margin up to this
+JITTER_DECAY = 0.99  # per success, back towards JITTER_S
 CUT = 0.8  # on a 429
 FLOOR = 0.3  # never below this share of the granted rate
 RECOVERY = 1.01  # per success, back up to the paced rate
-RECHECK_S = 0.5  # a longer wait re-reads the rate this often
+RECHECK_S = 0.5
+IDLE_LATENESS_S = 0.02  # a longer wait re-reads the rate this often
 
 
-def pace(granted: float) -> float:
+def pace(granted: float, margin_s: float = JITTER_S) -> float:
     """The rate to send at for a granted rate: the interval plus the jitter allowance.
 
     An absolute allowance, not a share: 3 ms on Amazon's real 10 s interval costs 0.03 %,
     while on the 100 ms interval of a simulator at --speed 100 it is the 3 % that keeps
     timer and scheduling jitter from drawing 429s.
     """
-    return granted / (1 + granted * JITTER_S)
+    return granted / (1 + granted * margin_s)
 
 
 def _ts(value: float) -> datetime:
@@ -77,6 +79,8 @@ class RateGovernor:
         self._prefix = f"spapi:{credentials_key}"
         self._stop = stop
         self._clock = clock or SystemClock()
+        # This process's own jitter margin: how late its sends run depends on its machine.
+        self.margin_s = JITTER_S
 
     def key(self, operation: str) -> str:
         return f"{self._prefix}:{operation}"
@@ -90,6 +94,7 @@ class RateGovernor:
         """
         started = self._clock.time()
         slot, rate = await self._db.run(lambda s: self._reserve(s, operation))
+        log.debug("%s: slot in %.3f s at %.4g requests/s", operation, slot - started, rate)
         while (wait := slot - self._clock.time()) > 0:
             if await self._stop.sleep(min(wait, RECHECK_S)):
                 raise Interrupted(self._stop.reason)
@@ -100,27 +105,22 @@ class RateGovernor:
         return self._clock.time() - started
 
     def _row(self, session: Session, operation: str) -> ApiUsage:
+        quota = DOCUMENTED.get(operation, Quota(0.1, 1))
         key = self.key(operation)
-        row = session.scalar(select(ApiUsage).where(ApiUsage.key == key).with_for_update())
-        if row is None:
-            quota = DOCUMENTED.get(operation, Quota(0.1, 1))
-            row = ApiUsage(
+        return usage_row(
+            session,
+            key,
+            lambda: ApiUsage(
                 key=key,
                 rate=pace(quota.rate),
                 burst=quota.burst,
                 tokens=0.0,
                 granted_rate=None,
                 window_count=0,
+                # an arrival time in the past: the bucket starts full
                 updated_at=_ts(self._clock.time() - quota.burst / quota.rate),
-            )
-            try:
-                with session.begin_nested():
-                    session.add(row)
-            except IntegrityError:  # another process created it first
-                row = session.scalars(
-                    select(ApiUsage).where(ApiUsage.key == key).with_for_update()
-                ).one()
-        return row
+            ),
+        )
 
     def _reserve(self, session: Session, operation: str) -> tuple[float, float]:
         """GCRA: the slot is when the bucket would hold a token; the bucket's arrival time
@@ -131,7 +131,10 @@ class RateGovernor:
         tolerance = (row.burst - 1) * interval
         arrival = row.updated_at.timestamp()
         slot = max(now, arrival - tolerance)
-        row.updated_at = _ts(max(arrival, slot) + interval)
+        # A slot from an idle bucket is "now", but the request leaves only after this
+        # transaction and, at the start of a run, a new connection: room for that lateness.
+        late = IDLE_LATENESS_S if arrival - tolerance <= now else 0.0
+        row.updated_at = _ts(max(arrival, slot) + interval + late)
         return slot, row.rate
 
     async def granted(self, operation: str, rate_header: float | None) -> None:
@@ -148,10 +151,13 @@ class RateGovernor:
                 f"{row.granted_rate:.4g}" if row.granted_rate else "the documented default",
             )
             row.granted_rate = rate_header
-            self._set_rate(row, pace(rate_header))
+            self._set_rate(row, pace(rate_header, self.margin_s))
             return
-        ceiling = pace(row.granted_rate or DOCUMENTED.get(operation, Quota(0.1, 1)).rate)
-        row.rate = min(ceiling, row.rate * RECOVERY)  # slots already handed out stay put
+        self.margin_s = max(JITTER_S, self.margin_s * JITTER_DECAY)
+        granted = row.granted_rate or DOCUMENTED.get(operation, Quota(0.1, 1)).rate
+        row.rate = min(
+            pace(granted, self.margin_s), row.rate * RECOVERY
+        )  # slots already handed out stay put
 
     def _set_rate(self, row: ApiUsage, rate: float) -> None:
         """A faster rate pulls slots reserved at the old pace in to the new one."""
@@ -159,6 +165,16 @@ class RateGovernor:
             soonest = self._clock.time() + 1 / rate
             row.updated_at = _ts(min(row.updated_at.timestamp(), soonest))
         row.rate = rate
+
+    async def refund(self, operation: str) -> None:
+        """Give back the last slot: the request was refused before metering (a 403 for a
+        stale token), so its retry should not wait a whole interval for nothing."""
+        await self._db.run(lambda s: self._on_refund(s, operation))
+
+    def _on_refund(self, session: Session, operation: str) -> None:
+        row = self._row(session, operation)
+        floor = self._clock.time()
+        row.updated_at = _ts(max(floor, row.updated_at.timestamp() - 1 / row.rate))
 
     async def throttled(self, operation: str) -> float:
         """After a 429: cut the rate and push the next slot one new interval out."""
@@ -168,6 +184,7 @@ class RateGovernor:
         now = self._clock.time()
         row = self._row(session, operation)
         granted = row.granted_rate or DOCUMENTED.get(operation, Quota(0.1, 1)).rate
+        self.margin_s = min(MAX_JITTER_S, self.margin_s * 1.5)
         row.rate = max(granted * FLOOR, row.rate * CUT)
         row.updated_at = _ts(max(row.updated_at.timestamp(), now) + 1 / row.rate)
         log.warning("%s: throttled (429); pacing at %.4g requests/s", operation, row.rate)

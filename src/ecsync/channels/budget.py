@@ -16,14 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ecsync.channels.protocol import Budget
 from ecsync.clock import Clock, SystemClock
 from ecsync.store.runner import DbRunner
 from ecsync.store.schema import ApiUsage
+from ecsync.store.usage import usage_row
 
 log = logging.getLogger(__name__)
 
@@ -132,22 +131,17 @@ class CallBudget:
         """The window's row, locked, created on first use and rolled into the current window."""
         key = self.key(window)
         start = window.start(now)
-        row = session.scalar(select(ApiUsage).where(ApiUsage.key == key).with_for_update())
-        if row is None:
-            row = ApiUsage(
+        row = usage_row(
+            session,
+            key,
+            lambda: ApiUsage(
                 key=key,
                 window_start=_ts(start),
                 window_count=0,
                 window_limit=window.limit,
                 updated_at=_ts(now),
-            )
-            try:
-                with session.begin_nested():
-                    session.add(row)
-            except IntegrityError:  # another process created it first
-                row = session.scalars(
-                    select(ApiUsage).where(ApiUsage.key == key).with_for_update()
-                ).one()
+            ),
+        )
         # Only ever roll forward: a process whose clock lags must not reset a newer window.
         if row.window_start is None or row.window_start.timestamp() < start - _SAME:
             row.window_start = _ts(start)

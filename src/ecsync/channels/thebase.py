@@ -11,7 +11,6 @@ and stock of one item travel together in one call, and calls are metered against
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -19,7 +18,8 @@ from typing import Any
 
 import httpx
 
-from ecsync.channels.budget import DAY, HOUR, JST_OFFSET, CallBudget, Window
+from ecsync.channels.account import AccountAdapter
+from ecsync.channels.budget import DAY, HOUR, JST_OFFSET, Window
 from ecsync.channels.errors import (
     ChannelAuthError,
     ChannelBudgetExhausted,
@@ -27,21 +27,17 @@ from ecsync.channels.errors import (
     ChannelUnavailable,
 )
 from ecsync.channels.http import (
-    HttpOptions,
     Transient,
     backoff_s,
     bounded_map,
     json_body,
-    make_client,
     pause,
     send,
 )
-from ecsync.channels.protocol import Budget, ChangeResult, ChannelChange, ChannelItem, Outcome
-from ecsync.channels.tokens import Grant, RefreshRefused, TokenManager, TokenStore
-from ecsync.clock import Clock, Stop, SystemClock
+from ecsync.channels.protocol import ChangeResult, ChannelChange, ChannelItem, Outcome
+from ecsync.channels.tokens import Grant, RefreshRefused
 from ecsync.config import AccountSettings
 from ecsync.errors import Interrupted
-from ecsync.store.runner import DbRunner
 
 log = logging.getLogger(__name__)
 
@@ -77,55 +73,14 @@ def base_windows(account: AccountSettings, time_scale: float = 1.0) -> list[Wind
     ]
 
 
-class BaseAdapter:
+class BaseAdapter(AccountAdapter):
     """One BASE shop. Create one per run (or per cycle) and close it with ``aclose``."""
 
     platform = "base"
+    label = "BASE"
 
-    def __init__(
-        self,
-        account: AccountSettings,
-        db: DbRunner,
-        stop: Stop,
-        clock: Clock | None = None,
-        *,
-        options: HttpOptions | None = None,
-    ) -> None:
-        self.account = account.name
-        self._settings = account
-        self._stop = stop
-        self._clock = clock or SystemClock()
-        self._options = options or HttpOptions()
-        self._http = make_client(account.endpoint, self._options)
-        self._budget = CallBudget(
-            db, f"base:{account.name}", base_windows(account, self._options.time_scale), self._clock
-        )
-        self._tokens = TokenManager(
-            store=TokenStore(db, account.name, self._clock),
-            refresher=self._refresh,
-            seed_refresh_token=account.refresh_token.get_secret_value(),
-            label=f"BASE account {account.name!r}",
-            stop=stop,
-            clock=self._clock,
-            margin_s=self._options.token_margin_s,
-            lease_s=self._options.lease_s,
-        )
-        self._rng = random.Random()
-        self._calls = 0
-
-    @property
-    def calls(self) -> int:
-        return self._calls
-
-    @property
-    def token_refreshes(self) -> int:
-        return self._tokens.refreshes
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def budgets(self) -> list[Budget]:
-        return await self._budget.snapshot()
+    def windows(self, account: AccountSettings, time_scale: float) -> list[Window]:
+        return base_windows(account, time_scale)
 
     # --- reads ------------------------------------------------------------------------
 

@@ -55,12 +55,29 @@ class HideBreaker:
             self._accounts[name] = _Account(need=need)
         return self._accounts[name]
 
-    def admit(self, account: str, listed: int, changes: Sequence[JournaledChange]) -> Verdict:
-        """One account's planned changes of one batch, ``listed`` of its items on sale."""
+    def admit(
+        self,
+        account: str,
+        listed: int,
+        changes: Sequence[JournaledChange],
+        *,
+        held_hides: int = 0,
+    ) -> Verdict:
+        """One account's planned changes of one batch, ``listed`` of its items on sale.
+
+        ``held_hides``: hides the pure planner already held in this batch, because the
+        running total crossed the limit over the whole account; that trips the breaker.
+        """
         state = self._account(account)
         state.seen += listed
+        state.hides += held_hides
+        if held_hides and state.state != "tripped":
+            state.state = "tripped"
+            self.tripped[account] = (state.hides, state.seen)
         send: list[JournaledChange] = []
-        hold: list[JournaledChange] = []
+        hold: list[JournaledChange] = list(state.waiting) if state.state == "tripped" else []
+        if state.state == "tripped":
+            state.waiting = []
         for change in changes:
             if change.kind != ChangeKind.HIDE.value:
                 send.append(change)

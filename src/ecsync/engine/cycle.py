@@ -95,6 +95,8 @@ class CycleSummary:
         self.quotes_error = stats.statuses.get("error", 0)
         self.fetch_floor_s = round(stats.floor_s, 3)
         self.extra["spapi_granted_rate"] = stats.granted_rate
+        self.extra["spapi_token_refusals"] = stats.token_refusals
+        self.extra["spapi_retries"] = stats.retries
 
 
 HEARTBEAT_S = 5.0
@@ -156,7 +158,11 @@ class CycleRunner:
     async def run(self, options: CycleOptions) -> CycleSummary:
         started = self._clock.monotonic()
         summary = CycleSummary()
-        summary.cycle_id = await self._db.run(lambda s: self._open(s, options))
+        try:
+            summary.cycle_id = await self._db.run(lambda s: self._open(s, options))
+        except BaseException:
+            self._db.close()
+            raise
         log.info("cycle %d started%s", summary.cycle_id, " (dry run)" if options.dry_run else "")
         pushers: dict[str, AccountPusher] = {}
         keep_alive = asyncio.create_task(self._keep_alive(), name="heartbeat")

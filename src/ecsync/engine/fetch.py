@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_BACKOFF_S = 30.0
+MAX_TOKEN_REJECTIONS = 2  # per batch; a third refusal of a fresh token is not expiry
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,7 @@ class FetchStats:
     batches_done: int = 0
     requests: int = 0
     throttled: int = 0
+    token_refusals: int = 0  # 403s for an expired or revoked token, retried after a refresh
     retries: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     granted_rate: float = DOCUMENTED[OFFERS_BATCH].rate
@@ -169,9 +171,11 @@ class Fetcher:
                 answer = await self._until_stop(self._client.offers_batch(asins))
             except TokenRejected as exc:
                 rejections += 1
-                if rejections > 1:
-                    raise AuthFailed(f"SP-API refused a fresh access token: {exc}") from None
+                if rejections > MAX_TOKEN_REJECTIONS:
+                    raise AuthFailed(f"SP-API refused fresh access tokens: {exc}") from None
                 log.info("batch %d: access token refused (%s); refreshing it", index, exc)
+                self.stats.token_refusals += 1
+                await self._governor.refund(OFFERS_BATCH)
                 continue
             except Throttled:
                 self.stats.throttled += 1

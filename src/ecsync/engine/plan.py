@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -45,9 +46,16 @@ class PlanTally:
     held_listing_ids: set[int] = field(default_factory=set)
 
 
+def money(value: Decimal | None) -> Decimal | None:
+    """Amounts come back from the database with two decimals; whole yen read as whole yen."""
+    if value is not None and value == value.to_integral_value():
+        return value.quantize(Decimal(1))
+    return value
+
+
 def confirmed_state(listing: Listing) -> ListingState:
     return ListingState(
-        listing.confirmed_price, listing.confirmed_visible, listing.confirmed_quantity
+        money(listing.confirmed_price), listing.confirmed_visible, listing.confirmed_quantity
     )
 
 
@@ -59,7 +67,7 @@ def product_quote(product: Product) -> ProductQuote:
     )
     return ProductQuote(
         status=QuoteStatus(product.quote_status) if product.quote_status else None,
-        price=product.price,
+        price=money(product.price),
         fetched_at=product.fetched_at,
         last_error=product.last_error if failing else None,
     )
@@ -139,6 +147,7 @@ class Planner:
                 by_account[change.account].append(change)
             for account, held in by_account.items():
                 hides, seen = self._breaker.tripped[account]
+                seen = max(seen, 1)
                 reason = (
                     f"held: {hides} of {seen} listed items sampled would be hidden this cycle "
                     f"(max {self._settings.guards.max_hide_fraction:%}); check the source "
@@ -225,5 +234,6 @@ class Planner:
             )
             listed = sum(is_listed(account_row.platform, item.confirmed) for item in items)
             assert self._breaker is not None, "start() first"
-            journaled += self._settle(session, self._breaker.admit(name, listed, recorded))
+            verdict = self._breaker.admit(name, listed, recorded, held_hides=plan.report.held_hides)
+            journaled += self._settle(session, verdict)
         return journaled

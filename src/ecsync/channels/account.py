@@ -1,0 +1,75 @@
+"""What every channel adapter shares: one account's HTTP client, call budget and tokens."""
+
+from __future__ import annotations
+
+import random
+
+from ecsync.channels.budget import CallBudget, Window
+from ecsync.channels.http import HttpOptions, make_client
+from ecsync.channels.protocol import Budget
+from ecsync.channels.tokens import Grant, TokenManager, TokenStore
+from ecsync.clock import Clock, Stop, SystemClock
+from ecsync.config import AccountSettings
+from ecsync.store.runner import DbRunner
+
+
+class AccountAdapter:
+    """Base of the BASE and eBay adapters; subclasses name their platform, label, call
+    windows and how a refresh token is exchanged."""
+
+    platform = ""
+    label = ""
+
+    def __init__(
+        self,
+        account: AccountSettings,
+        db: DbRunner,
+        stop: Stop,
+        clock: Clock | None = None,
+        *,
+        options: HttpOptions | None = None,
+    ) -> None:
+        self.account = account.name
+        self._settings = account
+        self._stop = stop
+        self._clock = clock or SystemClock()
+        self._options = options or HttpOptions()
+        self._http = make_client(account.endpoint, self._options)
+        self._budget = CallBudget(
+            db,
+            f"{self.platform}:{account.name}",
+            self.windows(account, self._options.time_scale),
+            self._clock,
+        )
+        self._tokens = TokenManager(
+            store=TokenStore(db, account.name, self._clock),
+            refresher=self._refresh,
+            seed_refresh_token=account.refresh_token.get_secret_value(),
+            label=f"{self.label} account {account.name!r}",
+            stop=stop,
+            clock=self._clock,
+            margin_s=self._options.token_margin_s,
+            lease_s=self._options.lease_s,
+        )
+        self._rng = random.Random()
+        self._calls = 0
+
+    def windows(self, account: AccountSettings, time_scale: float) -> list[Window]:
+        raise NotImplementedError
+
+    async def _refresh(self, refresh_token: str) -> Grant:
+        raise NotImplementedError
+
+    @property
+    def calls(self) -> int:
+        return self._calls
+
+    @property
+    def token_refreshes(self) -> int:
+        return self._tokens.refreshes
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def budgets(self) -> list[Budget]:
+        return await self._budget.snapshot()

@@ -1,0 +1,616 @@
+"""The read model behind ``ecsync status``: what is going on, from the database alone.
+
+A seller asking "is it working?" should not have to read logs, and the answer must not
+depend on the daemon being alive to give it: everything here comes from the tables the
+daemon and every cycle keep up to date (``leases``, ``cycles``, ``products``, ``changes``,
+``api_usage``). No network call is made, and nothing is written.
+
+The same functions feed the daemon's Prometheus gauges, so ``status`` and ``/metrics``
+cannot disagree.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ecsync.channels.budget import Window
+from ecsync.channels.ebay import ebay_windows
+from ecsync.channels.thebase import base_windows
+from ecsync.config import Settings
+from ecsync.lock import Holder, read_holder
+from ecsync.store.schema import Account, ApiUsage, Change, Cycle, Lease, Listing, Product
+
+# A holder whose heartbeat is older than this is reported stalled. Heartbeats come at least
+# every 10 s (real time, whatever the simulator's speed), so 30 s is three missed beats.
+STALL_AFTER = timedelta(seconds=30)
+RECENT_CYCLES = 10
+REASON_CYCLES = 5  # top held/failed reasons are taken from this many recent cycles
+TOP_REASONS = 5
+
+# The `sync --json` fields every cycle entry carries, even a cycle still running.
+SUMMARY_FIELDS: dict[str, Any] = {
+    "cycle_id": 0,
+    "status": "running",
+    "asins": 0,
+    "spapi_requests": 0,
+    "spapi_throttled": 0,
+    "quotes_ok": 0,
+    "quotes_out_of_stock": 0,
+    "quotes_no_eligible_offer": 0,
+    "quotes_error": 0,
+    "changes_planned": 0,
+    "changes_applied": 0,
+    "changes_failed": 0,
+    "changes_held": 0,
+    "channel_calls": 0,
+    "duration_s": 0.0,
+    "fetch_floor_s": 0.0,
+    "error": None,
+}
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value is not None else None
+
+
+def process_alive(pid: int, host: str) -> bool | None:
+    """Whether ``pid`` still runs: True or False on this host (POSIX), None when unknowable.
+
+    On Windows ``os.kill(pid, 0)`` would terminate the process, so there only the heartbeat
+    tells; on another host (shared PostgreSQL) likewise.
+    """
+    if pid <= 0 or host != socket.gethostname() or os.name != "posix":
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def holder_view(holder: Holder, now: datetime) -> dict[str, Any]:
+    """A lock holder as JSON, with whether it is still alive."""
+    age = (now - holder.heartbeat_at).total_seconds()
+    alive = process_alive(holder.pid, holder.host)
+    return {
+        "name": holder.name,
+        "pid": holder.pid,
+        "host": holder.host,
+        "since": iso(holder.since),
+        "heartbeat_at": iso(holder.heartbeat_at),
+        "heartbeat_age_s": round(age, 1),
+        "state": holder.state,
+        "phase": holder.phase,
+        "progress": holder.progress,
+        "alive": alive if alive is not None else age <= STALL_AFTER.total_seconds(),
+    }
+
+
+def daemon_view(session: Session, now: datetime) -> dict[str, Any]:
+    """``running``, ``idle``, ``stalled`` or ``stopped``, with who, where and what next."""
+    view: dict[str, Any] = {
+        "state": "stopped",
+        "pid": None,
+        "host": None,
+        "since": None,
+        "heartbeat_at": None,
+        "heartbeat_age_s": None,
+        "next_cycle_at": None,
+        "phase": "",
+        "progress": {},
+        "interval_s": None,
+        "note": "",
+    }
+    holder = read_holder(session, "daemon")
+    if holder is None:
+        row = session.get(Lease, "daemon")
+        if row is None:
+            view["note"] = "no daemon has run on this database yet"
+        else:
+            view["heartbeat_at"] = iso(row.heartbeat_at)
+            view["note"] = f"the last daemon stopped cleanly at {iso(row.heartbeat_at)}"
+        return view
+    age = (now - holder.heartbeat_at).total_seconds()
+    interval = holder.progress.get("interval_s")
+    view.update(
+        pid=holder.pid,
+        host=holder.host,
+        since=iso(holder.since),
+        heartbeat_at=iso(holder.heartbeat_at),
+        heartbeat_age_s=round(age, 1),
+        next_cycle_at=iso(holder.next_cycle_at),
+        phase=holder.phase,
+        progress={k: v for k, v in holder.progress.items() if k != "interval_s"},
+        interval_s=interval if isinstance(interval, int | float) else None,
+    )
+    alive = process_alive(holder.pid, holder.host)
+    if alive is False:
+        view["state"] = "stopped"
+        view["note"] = (
+            f"pid {holder.pid} ended without releasing the daemon lock (killed or crashed) "
+            f"after its last heartbeat at {iso(holder.heartbeat_at)}; the next daemon takes "
+            "the lock over"
+        )
+    elif age > STALL_AFTER.total_seconds():
+        view["state"] = "stalled"
+        view["note"] = (
+            f"no heartbeat for {age:.0f} s (expected every 10 s at most): the daemon is stuck "
+            f"in phase {holder.phase or 'unknown'!r} or its host is down"
+        )
+    else:
+        view["state"] = holder.state if holder.state in ("running", "idle") else "running"
+    return view
+
+
+def lock_view(session: Session, now: datetime) -> dict[str, Any] | None:
+    """Who holds the lock a new ``sync`` or ``daemon`` would run into, or None.
+
+    The cycle lock comes first: its holder (the daemon or a manual sync) is working now.
+    A holder whose process is gone is not reported: its lock is taken over on next use.
+    """
+    for name in ("cycle", "daemon"):
+        holder = read_holder(session, name)
+        if holder is not None:
+            view = holder_view(holder, now)
+            if view["alive"]:
+                return view
+    return None
+
+
+def cycle_views(
+    session: Session, now: datetime, limit: int = RECENT_CYCLES
+) -> list[dict[str, Any]]:
+    """The most recent cycles first, each with the ``sync --json`` fields and its times."""
+    cycle_holder = read_holder(session, "cycle")
+    rows = session.scalars(select(Cycle).order_by(Cycle.id.desc()).limit(limit))
+    views = []
+    for cycle in rows:
+        entry: dict[str, Any] = {**SUMMARY_FIELDS, **(cycle.summary or {})}
+        entry.update(
+            cycle_id=cycle.id,
+            status=cycle.status,
+            started_at=iso(cycle.started_at),
+            finished_at=iso(cycle.finished_at),
+            error=cycle.error,
+            dry_run=cycle.dry_run,
+            pid=cycle.pid,
+            host=cycle.host,
+        )
+        if cycle.status == "running":
+            running_here = (
+                cycle_holder is not None
+                and (cycle_holder.pid, cycle_holder.host) == (cycle.pid, cycle.host)
+                and holder_view(cycle_holder, now)["alive"]
+            )
+            entry["alive"] = running_here
+            entry["duration_s"] = round((now - cycle.started_at).total_seconds(), 1)
+            if running_here and cycle_holder is not None:
+                entry["phase"] = cycle_holder.phase
+                entry["progress"] = cycle_holder.progress
+        views.append(entry)
+    return views
+
+
+def _active_asins() -> Any:
+    """ASINs a cycle would fetch: listed on an active account (as ``collect`` selects)."""
+    return (
+        select(Listing.asin)
+        .join(Account, Account.id == Listing.account_id)
+        .where(Listing.status == "listed", Account.active.is_(True))
+        .distinct()
+    )
+
+
+def quote_view(session: Session, now: datetime, interval_s: float) -> dict[str, Any]:
+    """Counts by quote status, and how many quotes are older than one and two intervals."""
+    active = _active_asins().subquery()
+    in_scope = Product.asin.in_(select(active.c.asin))
+    by_status: dict[str, int] = {}
+    for status, count in session.execute(
+        select(Product.quote_status, func.count()).where(in_scope).group_by(Product.quote_status)
+    ):
+        key = status or "never_fetched"
+        by_status[key] = by_status.get(key, 0) + int(count)
+
+    def older_than(seconds: float) -> int:
+        cutoff = now - timedelta(seconds=seconds)
+        return int(
+            session.scalar(select(func.count()).where(in_scope, Product.fetched_at < cutoff)) or 0
+        )
+
+    never = int(
+        session.scalar(select(func.count()).where(in_scope, Product.fetched_at.is_(None))) or 0
+    )
+    oldest = session.scalar(select(func.min(Product.fetched_at)).where(in_scope))
+    return {
+        "by_status": dict(sorted(by_status.items())),
+        "total": sum(by_status.values()),
+        "interval_s": round(interval_s, 3),
+        "older_than_1x": older_than(interval_s),
+        "older_than_2x": older_than(2 * interval_s),
+        "never_fetched": never,
+        "oldest_fetched_at": iso(oldest),
+    }
+
+
+def change_counts(session: Session) -> dict[str, int]:
+    """Every change in the journal, by status."""
+    rows = session.execute(select(Change.status, func.count()).group_by(Change.status))
+    return {status: int(count) for status, count in sorted(rows)}
+
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _reason_key(status: str, reason: str, error: str | None) -> str:
+    """One line per kind of reason: numbers blanked so that 'cut 63%' and 'cut 71%' group."""
+    text = error or reason or "(no reason recorded)"
+    if status == "held" and "held:" in text:
+        text = text[text.rindex("held:") :]
+    return _NUMBER.sub("N", text.strip())[:200]
+
+
+def change_reasons(
+    session: Session, cycles: int = REASON_CYCLES
+) -> dict[str, list[dict[str, Any]]]:
+    """The most common reasons changes were held or failed in the last few cycles."""
+    recent = (
+        select(Cycle.id)
+        .where(Cycle.dry_run.is_(False))
+        .order_by(Cycle.id.desc())
+        .limit(cycles)
+        .subquery()
+    )
+    out: dict[str, list[dict[str, Any]]] = {}
+    for status in ("held", "failed"):
+        counter: Counter[str] = Counter()
+        examples: dict[str, str] = {}
+        rows = session.execute(
+            select(Change.reason, Change.error).where(
+                Change.status == status, Change.cycle_id.in_(select(recent.c.id))
+            )
+        )
+        for reason, error in rows:
+            key = _reason_key(status, reason, error)
+            counter[key] += 1
+            examples.setdefault(key, (error or reason or "")[:300])
+        out[status] = [
+            {"reason": key, "count": count, "example": examples[key]}
+            for key, count in counter.most_common(TOP_REASONS)
+        ]
+    return out
+
+
+def _windows(settings: Settings, platform: str, account: str) -> list[Window]:
+    try:
+        configured = settings.account(account)
+    except KeyError:
+        return []
+    scale = settings.runtime.time_scale
+    if platform == "base":
+        return base_windows(configured, scale)
+    return ebay_windows(configured, scale)
+
+
+def budget_view(session: Session, settings: Settings, now: datetime) -> dict[str, dict[str, Any]]:
+    """What each API allowance has left, keyed like ``api_usage`` (read only, no calls).
+
+    Channel windows (``base:<acct>:hour|day``, ``ebay:<acct>:day``) count calls in fixed
+    windows; a row from an earlier window means the allowance is whole again. SP-API rows
+    are token buckets: their granted rate and how many requests could go out right now.
+    """
+    rows = {row.key: row for row in session.scalars(select(ApiUsage))}
+    ts = now.timestamp()
+    out: dict[str, dict[str, Any]] = {}
+    for account in settings.accounts:
+        if not account.active:
+            continue
+        for window in _windows(settings, account.platform, account.name):
+            key = f"{account.platform}:{account.name}:{window.name}"
+            row = rows.pop(key, None)
+            current = (
+                row is not None
+                and row.window_start is not None
+                and row.window_start.timestamp() >= window.start(ts) - 1e-3
+            )
+            used = row.window_count if row is not None and current else 0
+            limit = window.limit
+            out[key] = {
+                "platform": account.platform,
+                "account": account.name,
+                "window": window.name,
+                "limit": limit,
+                "used": min(used, limit),
+                "remaining": max(0, limit - used),
+                "resets_at": iso(datetime.fromtimestamp(window.resets_at(ts), UTC)),
+            }
+    for key, row in sorted(rows.items()):
+        if not key.startswith("spapi:"):
+            continue
+        operation = key.rsplit(":", 1)[-1]
+        rate = row.rate or 0.0
+        available = 0
+        if rate > 0:
+            interval = 1.0 / rate
+            tolerance = (row.burst - 1) * interval
+            arrival = row.updated_at.timestamp()
+            available = int(max(0.0, min(row.burst, (ts - arrival + tolerance) / interval + 1)))
+        out[key] = {
+            "platform": "spapi",
+            "account": "amazon",
+            "operation": operation,
+            "granted_rate": row.granted_rate,
+            "paced_rate": round(rate, 6),
+            "per_hour": round(rate * 3600, 1),
+            "remaining": available,
+            "cooldown_until": iso(row.cooldown_until),
+        }
+    return out
+
+
+def read_status(
+    session: Session, settings: Settings, now: datetime | None = None
+) -> dict[str, Any]:
+    """The whole ``status --json`` object (INTERFACE.md)."""
+    now = now or datetime.now(UTC)
+    daemon = daemon_view(session, now)
+    interval_s = daemon["interval_s"] or settings.scaled(settings.daemon.interval).total_seconds()
+    return {
+        "generated_at": iso(now),
+        "daemon": daemon,
+        "lock": lock_view(session, now),
+        "cycles": cycle_views(session, now),
+        "quotes": quote_view(session, now, interval_s),
+        "changes": change_counts(session),
+        "change_reasons": change_reasons(session),
+        "budgets": budget_view(session, settings, now),
+    }
+
+
+# --- the human view ---------------------------------------------------------------------
+
+CHANGE_MEANING = {
+    "planned": "written, waiting to be sent",
+    "sent": "sent, answer not recorded yet (the next cycle settles it)",
+    "applied": "confirmed by the channel",
+    "failed": "refused by the channel",
+    "held": "stopped by a guard, not sent: check the reason",
+    "superseded": "left unfinished, re-planned by a later cycle",
+}
+
+
+def _ago(value: str | None, now: datetime) -> str:
+    if not value:
+        return "never"
+    at = datetime.fromisoformat(value)
+    seconds = (now - at).total_seconds()
+    when = at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    if seconds >= 0:
+        return f"{when} ({_span(seconds)} ago)"
+    return f"{when} (in {_span(-seconds)})"
+
+
+def _rel(value: str | None, now: datetime) -> str:
+    """Relative only ("in 3 min", "2 h ago"), for table cells."""
+    if not value:
+        return "-"
+    seconds = (now - datetime.fromisoformat(value)).total_seconds()
+    return f"{_span(seconds)} ago" if seconds >= 0 else f"in {_span(-seconds)}"
+
+
+def _span(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _progress_text(phase: str, progress: dict[str, Any]) -> str:
+    parts = [f"phase {phase or '?'}"]
+    if progress.get("batches"):
+        parts.append(f"fetched {progress.get('batches_done', 0)}/{progress['batches']} batches")
+    if progress.get("throttled"):
+        parts.append(f"{progress['throttled']} throttled")
+    if progress.get("errors"):
+        parts.append(f"{progress['errors']} quote errors")
+    if "applied" in progress:
+        parts.append(f"{progress['applied']} changes applied")
+    return ", ".join(parts)
+
+
+def _daemon_lines(data: dict[str, Any], now: datetime) -> list[str]:
+    d = data["daemon"]
+    state = d["state"]
+    every = f"a cycle every {_span(d['interval_s'])}" if d.get("interval_s") else ""
+    who = f"pid {d['pid']} on {d['host']}, started {_ago(d['since'], now)}"
+    if state == "running":
+        lines = [
+            f"[bold green]Daemon: running a cycle[/] — {_progress_text(d['phase'], d['progress'])}"
+        ]
+        lines.append(f"  {who}; {every}; next cycle due {_ago(d['next_cycle_at'], now)}")
+    elif state == "idle":
+        waiting = d["phase"] == "waiting for the cycle lock"
+        head = (
+            "waiting for another ecsync run (a manual sync?) to finish before its cycle"
+            if waiting
+            else f"next cycle at {_ago(d['next_cycle_at'], now)}"
+        )
+        lines = [f"[bold green]Daemon: idle[/] — {head}", f"  {who}; {every}"]
+    elif state == "stalled":
+        lines = [
+            f"[bold red]Daemon: STALLED[/] — {d['note']}",
+            f"  {who}. Look at the log file; restart the service if it stays stalled.",
+        ]
+    else:
+        lines = [
+            "[bold yellow]Daemon: stopped[/] — no daemon is running"
+            + (f": {d['note']}" if d["note"] else ""),
+            "  Start one with `ecsync daemon` (README: Running as a service).",
+        ]
+    if d.get("heartbeat_at") and state != "stopped":
+        lines.append(f"  last heartbeat {_rel(d['heartbeat_at'], now)}")
+    return lines
+
+
+def _lock_line(data: dict[str, Any], now: datetime) -> str:
+    lock = data["lock"]
+    if lock is None:
+        return "Lock: free — a manual `ecsync sync` could run now."
+    daemon_pid = data["daemon"].get("pid")
+    who = "the daemon" if lock["pid"] == daemon_pid else "a manual sync or another instance"
+    if lock["name"] == "cycle":
+        return (
+            f"Lock: a cycle is running, held by {who} (pid {lock['pid']} on {lock['host']}, "
+            f"since {_ago(lock['since'], now)}): a manual sync now would exit with status 3."
+        )
+    return (
+        f"Lock: held by the daemon (pid {lock['pid']} on {lock['host']}); between its cycles a "
+        "manual sync can run, and the daemon waits for it."
+    )
+
+
+def _cycles_table(cycles: list[dict[str, Any]], now: datetime) -> Table:
+    table = Table(title="Last cycles (most recent first)", title_justify="left")
+    for column in ("#", "started", "took", "result", "ASINs", "quotes", "changes", "note"):
+        table.add_column(column, justify="right" if column in ("#", "took", "ASINs") else "left")
+    for c in cycles[:5]:
+        status = c["status"]
+        if status == "running" and not c.get("alive", True):
+            status = "did not finish"
+        style = {"ok": "green", "partial": "yellow", "failed": "red"}.get(status, "")
+        started = _rel(c.get("started_at"), now)
+        quotes = "/".join(
+            str(c.get(f"quotes_{s}", 0))
+            for s in ("ok", "out_of_stock", "no_eligible_offer", "error")
+        )
+        changes = "/".join(
+            str(c.get(k, 0))
+            for k in ("changes_applied", "changes_failed", "changes_held", "changes_pending")
+        )
+        note = c.get("error") or ""
+        if c["status"] == "running" and c.get("phase"):
+            note = _progress_text(c["phase"], c.get("progress") or {})
+        if c.get("dry_run"):
+            note = ("dry run " + note).strip()
+        if c["status"] == "running":  # counts are written when the cycle ends
+            quotes = changes = asins = "-"
+        else:
+            asins = str(c.get("asins", 0))
+        table.add_row(
+            str(c["cycle_id"]),
+            started,
+            _span(float(c.get("duration_s") or 0)),
+            f"[{style}]{status}[/]" if style else status,
+            asins,
+            quotes,
+            changes,
+            note[:120],
+        )
+    return table
+
+
+def _quote_lines(quotes: dict[str, Any], now: datetime) -> list[str]:
+    by = quotes["by_status"]
+    if not quotes["total"]:
+        return ["Quotes: no listed ASINs yet (add listings with `ecsync import` or `ecsync pull`)."]
+    labels = {
+        "ok": "ok",
+        "out_of_stock": "out of stock",
+        "no_eligible_offer": "no eligible offer",
+        "error": "error (last good quote kept)",
+        "never_fetched": "never fetched",
+    }
+    order = [*labels, *sorted(set(by) - set(labels))]
+    parts = [f"{by[s]} {labels.get(s, s)}" for s in order if by.get(s)]
+    interval = quotes["interval_s"]
+    return [
+        f"Quotes: {quotes['total']} listed ASINs — " + ", ".join(parts),
+        f"  freshness: {quotes['older_than_1x']} older than one interval ({_span(interval)}), "
+        f"{quotes['older_than_2x']} older than two ({_span(2 * interval)}); oldest fetched "
+        f"{_ago(quotes['oldest_fetched_at'], now)}",
+        "  (a quote older than its account's stale_after, by default two intervals, makes "
+        "the stale policy act: hide by default)",
+    ]
+
+
+def _changes_table(changes: dict[str, int], reasons: dict[str, list[dict[str, Any]]]) -> Table:
+    table = Table(title="Changes in the journal", title_justify="left")
+    table.add_column("status")
+    table.add_column("count", justify="right")
+    table.add_column("meaning")
+    for status, count in changes.items():
+        table.add_row(status, str(count), CHANGE_MEANING.get(status, ""))
+    for status in ("held", "failed"):
+        for entry in reasons.get(status, []):
+            table.add_row(f"  {status}: why", str(entry["count"]), entry["reason"], style="dim")
+    return table
+
+
+def _budgets_table(budgets: dict[str, dict[str, Any]], now: datetime) -> Table:
+    table = Table(title="API budgets left", title_justify="left")
+    for column in ("account", "budget", "left", "limit", "note"):
+        table.add_column(column, justify="right" if column in ("left", "limit") else "left")
+    for budget in budgets.values():
+        if budget["platform"] == "spapi":
+            rate = budget.get("granted_rate")
+            table.add_row(
+                "amazon (SP-API)",
+                budget["operation"],
+                f"{budget['remaining']} now",
+                f"{budget['per_hour']:.0f}/h",
+                f"granted {rate:g}/s" if rate else "rate not reported yet",
+            )
+        else:
+            table.add_row(
+                budget["account"],
+                f"per {budget['window']}",
+                str(budget["remaining"]),
+                str(budget["limit"]),
+                f"resets {_rel(budget['resets_at'], now)}",
+            )
+    return table
+
+
+def render_status(data: dict[str, Any]) -> list[RenderableType]:
+    """The status for a person: what runs, what ran, what is stale, what is held, what is
+    left of each API allowance; each line says what it means."""
+    now = datetime.fromisoformat(data["generated_at"])
+    out: list[RenderableType] = [Text.from_markup(line) for line in _daemon_lines(data, now)]
+    out.append(Text(_lock_line(data, now)))
+    if data["cycles"]:
+        out.append(_cycles_table(data["cycles"], now))
+        out.append(
+            Text(
+                "quotes: ok / out of stock / no eligible offer / error; changes: applied / "
+                "failed / held by a guard / left open for the next cycle",
+                style="dim",
+            )
+        )
+    else:
+        out.append(Text("Cycles: none yet (run `ecsync sync` or start `ecsync daemon`)."))
+    out.extend(Text(line) for line in _quote_lines(data["quotes"], now))
+    if data["changes"]:
+        out.append(_changes_table(data["changes"], data["change_reasons"]))
+    else:
+        out.append(Text("Changes: none planned yet."))
+    if data["budgets"]:
+        out.append(_budgets_table(data["budgets"], now))
+    return out

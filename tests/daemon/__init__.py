@@ -1,0 +1,1 @@
+"""The daemon: schedule, locks, clean stops, deadlines, health, metrics, alerts, logs."""
