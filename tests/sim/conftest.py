@@ -20,7 +20,7 @@ from ecsync.sim.server import SimHandle, SimOptions, running_simulator
 from ecsync.sim.state import LWA_CLIENT_ID, LWA_CLIENT_SECRET, LWA_REFRESH_TOKEN
 
 JP = "A1VC38T7YXB528"
-SPECS = Path(__file__).resolve().parents[2] / ".." / "shared" / "specs" / "amazon"
+SPECS = Path(__file__).resolve().parents[1] / "fixtures" / "amazon"
 
 
 class SimClient:

@@ -20,7 +20,7 @@ from ecsync.domain.quotes import QuoteStatus, quote_from_payload
 
 from .offers import offer, payload
 
-SPECS = Path(__file__).resolve().parents[2] / ".." / "shared" / "specs" / "amazon"
+SPECS = Path(__file__).resolve().parents[1] / "fixtures" / "amazon"
 SPEC_FILE = SPECS / "productPricingV0.json"
 
 pytestmark = pytest.mark.skipif(
