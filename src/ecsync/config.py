@@ -90,7 +90,7 @@ class AmazonSettings(_Section):
     total_timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=4, ge=0)
     retry_base_s: float = Field(default=1.0, gt=0)
-    concurrency: int = Field(default=4, ge=1, le=32)
+    concurrency: int = Field(default=8, ge=1, le=32)
     offers: OfferRules = OfferRules()
 
 

@@ -42,9 +42,9 @@ DOCUMENTED = {
 JITTER_S = 0.003  # spacing added to every interval: what a burst of one cannot absorb
 MAX_JITTER_S = 0.02  # a busy machine jitters more: each 429 widens the margin up to this
 JITTER_DECAY = 0.99  # per success, back towards JITTER_S
-CUT = 0.8  # on a 429
+CUT = 0.9  # on a 429 (repeated 429s keep cutting, down to FLOOR)
 FLOOR = 0.3  # never below this share of the granted rate
-RECOVERY = 1.01  # per success, back up to the paced rate
+RECOVERY = 1.02  # per success, back up to the paced rate
 RECHECK_S = 0.5
 IDLE_LATENESS_S = 0.02  # a longer wait re-reads the rate this often
 
@@ -81,6 +81,8 @@ class RateGovernor:
         self._clock = clock or SystemClock()
         # This process's own jitter margin: how late its sends run depends on its machine.
         self.margin_s = JITTER_S
+        # Operations whose row is at full pace for this granted rate: no write needed.
+        self._settled: dict[str, float | None] = {}
 
     def key(self, operation: str) -> str:
         return f"{self._prefix}:{operation}"
@@ -138,7 +140,17 @@ class RateGovernor:
         return slot, row.rate
 
     async def granted(self, operation: str, rate_header: float | None) -> None:
-        """After a success: follow the reported rate, and win back a cut rate slowly."""
+        """After a success: follow the reported rate, and win back a cut rate slowly.
+
+        Skipped when nothing would change (same rate, already at full pace, margin at rest):
+        the database thread also carries every batch's quotes and plan.
+        """
+        if (
+            self._settled.get(operation) == rate_header
+            and rate_header is not None
+            and self.margin_s == JITTER_S
+        ):
+            return
         await self._db.run(lambda s: self._on_success(s, operation, rate_header))
 
     def _on_success(self, session: Session, operation: str, rate_header: float | None) -> None:
@@ -152,12 +164,14 @@ class RateGovernor:
             )
             row.granted_rate = rate_header
             self._set_rate(row, pace(rate_header, self.margin_s))
+            self._settled.pop(operation, None)
             return
         self.margin_s = max(JITTER_S, self.margin_s * JITTER_DECAY)
         granted = row.granted_rate or DOCUMENTED.get(operation, Quota(0.1, 1)).rate
-        row.rate = min(
-            pace(granted, self.margin_s), row.rate * RECOVERY
-        )  # slots already handed out stay put
+        ceiling = pace(granted, self.margin_s)
+        row.rate = min(ceiling, row.rate * RECOVERY)  # slots already handed out stay put
+        if row.rate >= ceiling and self.margin_s == JITTER_S:
+            self._settled[operation] = rate_header
 
     def _set_rate(self, row: ApiUsage, rate: float) -> None:
         """A faster rate pulls slots reserved at the old pace in to the new one."""
@@ -185,6 +199,7 @@ class RateGovernor:
         row = self._row(session, operation)
         granted = row.granted_rate or DOCUMENTED.get(operation, Quota(0.1, 1)).rate
         self.margin_s = min(MAX_JITTER_S, self.margin_s * 1.5)
+        self._settled.pop(operation, None)
         row.rate = max(granted * FLOOR, row.rate * CUT)
         row.updated_at = _ts(max(row.updated_at.timestamp(), now) + 1 / row.rate)
         log.warning("%s: throttled (429); pacing at %.4g requests/s", operation, row.rate)
