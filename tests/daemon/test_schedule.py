@@ -149,8 +149,9 @@ def test_a_manual_sync_beside_an_idle_daemon_never_rotates_its_log(
     set_config(shop.config, "logging", max_bytes=1024, backup_count=100)
     daemon = daemons(shop.config, "--interval", "1000h")  # one cycle, then an hour's sleep
     wait_for(lambda: db.finished(daemon.pid), "the daemon's first cycle")
-    # Idle, and done writing: the daemon logs "next cycle at" before it beats "idle".
-    wait_for(lambda: (db.lease() or {}).get("state") == "idle", "the daemon to sleep")
+    # Asleep, and done writing: "next cycle at" is logged before the beat that says so
+    # (phase "finished", right after the cycle, comes earlier).
+    wait_for(lambda: (db.lease() or {}).get("phase") == "sleeping", "the daemon to sleep")
     assert "next cycle at" in log_text(shop.dir)
     rotated = sorted(p.name for p in shop.dir.glob("ecsync.log.*"))
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import random
 
 from ecsync.channels.budget import CallBudget, Window
-from ecsync.channels.http import HttpOptions, make_client
+from ecsync.channels.errors import ChannelBudgetExhausted
+from ecsync.channels.http import HttpOptions, Transient, backoff_s, make_client, pause
 from ecsync.channels.protocol import Budget
 from ecsync.channels.tokens import Grant, TokenManager, TokenStore
 from ecsync.clock import Clock, Stop, SystemClock
 from ecsync.config import AccountSettings
+from ecsync.errors import Interrupted
 from ecsync.store.runner import DbRunner
+
+log = logging.getLogger(__name__)
 
 
 class AccountAdapter:
@@ -59,6 +64,44 @@ class AccountAdapter:
 
     async def _refresh(self, refresh_token: str) -> Grant:
         raise NotImplementedError
+
+    async def _draw_call(self, budget_name: str) -> str:
+        """Before each call: honour a stop, get a valid token, take one call from the budget.
+
+        Returns the access token. Raises Interrupted or ChannelBudgetExhausted.
+        """
+        if self._stop.is_set():  # before a refresh or a budget draw, not just the send
+            raise Interrupted(self._stop.reason)
+        token = await self._tokens.access()
+        until = await self._budget.take()
+        if until is not None:
+            raise ChannelBudgetExhausted(
+                f"{self.label} account {self.account!r}: {budget_name} spent until "
+                f"{until.isoformat(timespec='seconds')}",
+                until,
+            )
+        self._calls += 1
+        return token
+
+    async def _after_transient(self, exc: Transient, attempt: int, method: str, path: str) -> int:
+        """A retryable failure: re-raise once retries are spent, else back off; returns the
+        next attempt number."""
+        if attempt >= self._options.max_retries:
+            raise exc
+        delay = backoff_s(self._options, attempt, self._rng)
+        log.warning(
+            "%s account %s: %s %s failed (%s); retry %d/%d in %.1f s",
+            self.label,
+            self.account,
+            method,
+            path,
+            exc,
+            attempt + 1,
+            self._options.max_retries,
+            delay,
+        )
+        await pause(self._stop, delay)
+        return attempt + 1
 
     @property
     def calls(self) -> int:

@@ -441,18 +441,8 @@ class EbayAdapter(AccountAdapter):
         refreshed = False
         attempt = 0
         while True:
-            if self._stop.is_set():  # before a refresh or a budget draw, not just the send
-                raise Interrupted(self._stop.reason)
             try:
-                token = await self._tokens.access()
-                until = await self._budget.take()
-                if until is not None:
-                    raise ChannelBudgetExhausted(
-                        f"eBay account {self.account!r}: daily call budget spent until "
-                        f"{until.isoformat(timespec='seconds')}",
-                        until,
-                    )
-                self._calls += 1
+                token = await self._draw_call("daily call budget")
                 response = await send(
                     self._http,
                     self._options,
@@ -481,21 +471,7 @@ class EbayAdapter(AccountAdapter):
                 log.info("eBay account %s: access token refused; refreshing", self.account)
                 await self._tokens.refreshed(token)
             except Transient as exc:
-                if attempt >= self._options.max_retries:
-                    raise
-                delay = backoff_s(self._options, attempt, self._rng)
-                log.warning(
-                    "eBay account %s: %s %s failed (%s); retry %d/%d in %.1f s",
-                    self.account,
-                    method,
-                    path,
-                    exc,
-                    attempt + 1,
-                    self._options.max_retries,
-                    delay,
-                )
-                attempt += 1
-                await pause(self._stop, delay)
+                attempt = await self._after_transient(exc, attempt, method, path)
 
     async def _refresh(self, refresh_token: str) -> Grant:
         """``POST /identity/v1/oauth2/token`` with HTTP Basic client authentication."""

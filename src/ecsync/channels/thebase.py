@@ -28,10 +28,8 @@ from ecsync.channels.errors import (
 )
 from ecsync.channels.http import (
     Transient,
-    backoff_s,
     bounded_map,
     json_body,
-    pause,
     send,
 )
 from ecsync.channels.protocol import ChangeResult, ChannelChange, ChannelItem, Outcome
@@ -198,18 +196,8 @@ class BaseAdapter(AccountAdapter):
         refreshed = False
         attempt = 0
         while True:
-            if self._stop.is_set():  # before a refresh or a budget draw, not just the send
-                raise Interrupted(self._stop.reason)
             try:
-                token = await self._tokens.access()
-                until = await self._budget.take()
-                if until is not None:
-                    raise ChannelBudgetExhausted(
-                        f"BASE account {self.account!r}: call budget spent until "
-                        f"{until.isoformat(timespec='seconds')}",
-                        until,
-                    )
-                self._calls += 1
+                token = await self._draw_call("call budget")
                 response = await send(
                     self._http,
                     self._options,
@@ -231,21 +219,7 @@ class BaseAdapter(AccountAdapter):
                 await self._on_limit(error)
                 raise
             except Transient as exc:
-                if attempt >= self._options.max_retries:
-                    raise
-                delay = backoff_s(self._options, attempt, self._rng)
-                log.warning(
-                    "BASE account %s: %s %s failed (%s); retry %d/%d in %.1f s",
-                    self.account,
-                    method,
-                    path,
-                    exc,
-                    attempt + 1,
-                    self._options.max_retries,
-                    delay,
-                )
-                attempt += 1
-                await pause(self._stop, delay)
+                attempt = await self._after_transient(exc, attempt, method, path)
 
     async def _on_limit(self, error: BaseError) -> None:
         """Account-wide error answers become exceptions that stop the account's work."""
