@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -95,6 +95,9 @@ class Sim:
         return float(self.get("/_sim/clock")["now"])
 
 
+AdapterT = TypeVar("AdapterT", BaseAdapter, EbayAdapter)
+
+
 @pytest.fixture
 def make_sim(tmp_path: Path) -> Iterator[Callable[..., Sim]]:
     contexts: list[Any] = []
@@ -167,10 +170,15 @@ async def adapters() -> Any:
         await adapter.aclose()
 
 
-@pytest.fixture
-def open_base(
-    sim: Sim, db: DbRunner, adapters: list[BaseAdapter | EbayAdapter]
-) -> Callable[..., BaseAdapter]:
+def _opener(
+    kind: type[AdapterT],
+    default_account: str,
+    sim: Sim,
+    db: DbRunner,
+    adapters: list[BaseAdapter | EbayAdapter],
+) -> Callable[..., AdapterT]:
+    """A factory of adapters on the test's simulator and database, closed after the test."""
+
     def make(
         account: AccountSettings | None = None,
         *,
@@ -178,9 +186,9 @@ def open_base(
         stop: Stop | None = None,
         clock: FakeClock | None = None,
         options: HttpOptions = FAST,
-    ) -> BaseAdapter:
-        adapter = BaseAdapter(
-            account or sim.settings.account("base-1"),
+    ) -> AdapterT:
+        adapter = kind(
+            account or sim.settings.account(default_account),
             runner or db,
             stop or Stop(),
             clock,
@@ -190,28 +198,17 @@ def open_base(
         return adapter
 
     return make
+
+
+@pytest.fixture
+def open_base(
+    sim: Sim, db: DbRunner, adapters: list[BaseAdapter | EbayAdapter]
+) -> Callable[..., BaseAdapter]:
+    return _opener(BaseAdapter, "base-1", sim, db, adapters)
 
 
 @pytest.fixture
 def open_ebay(
     sim: Sim, db: DbRunner, adapters: list[BaseAdapter | EbayAdapter]
 ) -> Callable[..., EbayAdapter]:
-    def make(
-        account: AccountSettings | None = None,
-        *,
-        runner: DbRunner | None = None,
-        stop: Stop | None = None,
-        clock: FakeClock | None = None,
-        options: HttpOptions = FAST,
-    ) -> EbayAdapter:
-        adapter = EbayAdapter(
-            account or sim.settings.account("ebay-1"),
-            runner or db,
-            stop or Stop(),
-            clock,
-            options=options,
-        )
-        adapters.append(adapter)
-        return adapter
-
-    return make
+    return _opener(EbayAdapter, "ebay-1", sim, db, adapters)

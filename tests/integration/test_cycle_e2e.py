@@ -107,6 +107,16 @@ def _pull(cli: Callable[..., CliResult]) -> None:
     assert result.code == 0, result.err
 
 
+def _synced_shop(
+    make_shop: Callable[..., Shop], cli: Callable[..., CliResult], **options: Any
+) -> Shop:
+    """A shop pulled from the simulator and brought in line by one cycle."""
+    shop = make_shop(**options)
+    _pull(cli)
+    _sync(cli)
+    return shop
+
+
 def test_a_cycle_leaves_every_channel_as_planned_and_writes_only_what_changed(
     make_shop: Callable[..., Shop], cli: Callable[..., CliResult]
 ) -> None:
@@ -134,9 +144,9 @@ def test_a_cycle_leaves_every_channel_as_planned_and_writes_only_what_changed(
 def test_history_shows_what_happened_to_an_asin(
     make_shop: Callable[..., Shop], cli: Callable[..., CliResult]
 ) -> None:
-    shop = make_shop(products=60, base_accounts=1, ebay_accounts=1, ebay_share=1.0)
-    _pull(cli)
-    _sync(cli)
+    shop = _synced_shop(
+        make_shop, cli, products=60, base_accounts=1, ebay_accounts=1, ebay_share=1.0
+    )
     listing = next(row[0] for row in _listings(shop) if row[2] == "base")
     shop.sim("PUT", f"/_sim/amazon/{listing.asin}", json={"out_of_stock": True})
     _sync(cli)
@@ -194,9 +204,7 @@ def test_the_hourly_limit_delays_changes_but_loses_none(
 def test_a_deleted_item_ends_gone(
     make_shop: Callable[..., Shop], cli: Callable[..., CliResult]
 ) -> None:
-    shop = make_shop(products=60, base_accounts=1, ebay_accounts=0, drift=0.0)
-    _pull(cli)
-    _sync(cli)
+    shop = _synced_shop(make_shop, cli, products=60, base_accounts=1, ebay_accounts=0, drift=0.0)
     listing = next(row[0] for row in _listings(shop) if row[0].confirmed_visible)
     shop.sim("PUT", f"/_sim/amazon/{listing.asin}", json={"out_of_stock": True})
     shop.sim("DELETE", f"/_sim/base/base-1/items/{listing.item_id}")
@@ -214,9 +222,7 @@ def test_a_deleted_item_ends_gone(
 def test_a_deep_price_cut_is_held(
     make_shop: Callable[..., Shop], cli: Callable[..., CliResult]
 ) -> None:
-    shop = make_shop(products=60, base_accounts=1, ebay_accounts=0, drift=0.0)
-    _pull(cli)
-    _sync(cli)
+    shop = _synced_shop(make_shop, cli, products=60, base_accounts=1, ebay_accounts=0, drift=0.0)
     listing = next(row[0] for row in _listings(shop) if row[0].confirmed_visible)
     offers = shop.sim("GET", f"/_sim/amazon/{listing.asin}")["offers"]
     for offer in offers:  # the source falls to a fifth: a 70 %+ cut
@@ -234,9 +240,7 @@ def test_a_deep_price_cut_is_held(
 def test_a_mass_hide_is_held_whole(
     make_shop: Callable[..., Shop], cli: Callable[..., CliResult]
 ) -> None:
-    shop = make_shop(products=100, base_accounts=1, ebay_accounts=0, drift=0.0)
-    _pull(cli)
-    _sync(cli)
+    shop = _synced_shop(make_shop, cli, products=100, base_accounts=1, ebay_accounts=0, drift=0.0)
     visible = [row[0] for row in _listings(shop) if row[0].confirmed_visible]
     gone_dark = visible[: len(visible) // 2]
     for listing in gone_dark:
