@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import AsyncIterator
 
 from ecsync.channels.budget import CallBudget, Window
 from ecsync.channels.errors import ChannelBudgetExhausted
 from ecsync.channels.http import HttpOptions, Transient, backoff_s, make_client, pause
-from ecsync.channels.protocol import Budget
+from ecsync.channels.protocol import Budget, ChannelItem, ChannelRead
 from ecsync.channels.tokens import Grant, TokenManager, TokenStore
 from ecsync.clock import Clock, Stop, SystemClock
 from ecsync.config import AccountSettings
@@ -102,6 +103,19 @@ class AccountAdapter:
         )
         await pause(self._stop, delay)
         return attempt + 1
+
+    def read_items(self) -> AsyncIterator[ChannelItem]:
+        raise NotImplementedError
+
+    async def read(self) -> ChannelRead:
+        """Default bulk read: every item ``read_items`` yields, complete unless it raised.
+
+        Adapters that can tell a partial read (an item refused, a malformed entry) or know of
+        items positively gone override this.
+        """
+        before = self._calls
+        items = [item async for item in self.read_items()]
+        return ChannelRead(items, calls=self._calls - before)
 
     @property
     def calls(self) -> int:

@@ -9,7 +9,7 @@ budgets, and mapping each channel answer back to the change it settles.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -39,6 +39,40 @@ class ChannelChange:
     price: Decimal | None = None
     visible: bool | None = None
     quantity: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadProblem:
+    """Something a bulk read could not get: the read is *partial* because of it.
+
+    ``where`` names the place for the log (``"SKU B000000001"``, ``"item 1234"``,
+    ``"page offset=300"``); ``error`` is the channel's answer or the transport error.
+    """
+
+    where: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRead:
+    """The outcome of reading a whole account in bulk.
+
+    An error is never evidence that an item is gone: only a read that is ``complete`` (no
+    problem at all) lets the engine retire listings by their *absence*, and ``gone`` lists the
+    ids the channel answered about positively (BASE ``bad_item_id``/``no_item``, eBay 404 or
+    errorId 25713 for that SKU or offer). Ids in ``gone`` are item ids as in ``ChannelItem``;
+    ``gone_skus`` holds SKUs the channel said have no offer at all.
+    """
+
+    items: list[ChannelItem]
+    problems: list[ReadProblem] = field(default_factory=list)
+    gone: frozenset[str] = frozenset()
+    gone_skus: frozenset[str] = frozenset()
+    calls: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return not self.problems
 
 
 class Outcome(StrEnum):
@@ -74,6 +108,14 @@ class ChannelAdapter(Protocol):
 
     def read_items(self) -> AsyncIterator[ChannelItem]:
         """Every item of the account, paged in bulk (BASE 100 per call)."""
+        ...
+
+    async def read(self) -> ChannelRead:
+        """The whole account in bulk, with what could not be read (see ``ChannelRead``).
+
+        Raises ``ChannelError`` subclasses only when nothing useful was read (auth refused,
+        budget spent, channel down); per-item problems go into ``problems``.
+        """
         ...
 
     async def apply(self, changes: Sequence[ChannelChange]) -> list[ChangeResult]:
