@@ -189,6 +189,7 @@ class Planner:
                     now,
                     default_stale_after=self._stale_after,
                     stock_only=self._stock_only,
+                    listed_since=listing.created_at,
                 )
                 self.tally.warnings.update(desired.warnings)
                 listing.desired_price = desired.state.price
