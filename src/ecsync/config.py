@@ -143,7 +143,32 @@ class PricingStrategy(_Section):
                 raise ValueError("usd_jpy must be positive")
         if self.ratio <= 0 or self.above_ratio <= 0:
             raise ValueError("ratios must be positive")
+        self._at_least_cost()
         return self
+
+    def _at_least_cost(self) -> None:
+        """Refuse a formula that prices under the cost by design (a ratio under 1, a negative
+        margin): the floor would hide or raise every listing, and the seller meant otherwise."""
+        below = "is under 1: the formula would price under the cost"
+        if self.kind == "markup" and self.ratio < 1:
+            raise ValueError(f"ratio = {self.ratio} {below}")
+        if self.kind == "tiered":
+            for index, (bound, ratio) in enumerate(self.tiers):
+                if ratio < 1:
+                    raise ValueError(f"tiers[{index}] ({bound} yen): ratio {ratio} {below}")
+            if self.above_ratio < 1:
+                raise ValueError(f"above_ratio = {self.above_ratio} {below}")
+        if self.kind == "ebay_formula":
+            for name in ("fee_rate", "duty_rate", "margin_rate"):
+                if getattr(self, name) < 0:
+                    raise ValueError(
+                        f"{name} = {getattr(self, name)} is negative: "
+                        "the formula would price under the cost"
+                    )
+        if self.min_margin < 0:
+            raise ValueError(
+                f"min_margin = {self.min_margin} is negative: the floor would sit under the cost"
+            )
 
 
 def default_strategies() -> dict[str, PricingStrategy]:
