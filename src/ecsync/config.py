@@ -193,7 +193,10 @@ class AccountSettings(_Section):
     restock_quantity: int = Field(default=1, ge=1)
     stale_after: Duration | None = None
     on_stale: Literal["hide", "keep"] = "hide"
-    min_change: Decimal | None = None
+    # A price move is skipped when smaller than max(min_change, min_change_pct % of the
+    # listed price); min_change defaults to 10 yen on BASE and 0.10 USD on eBay.
+    min_change: Decimal | None = Field(default=None, ge=0)
+    min_change_pct: Decimal = Field(default=Decimal(1), ge=0, lt=100)
     daily_call_limit: int = Field(default=5000, ge=1)
     hourly_call_limit: int = Field(default=5000, ge=1)
     zero_quantity_fallback: Literal["error", "unpublish"] = "error"
@@ -225,7 +228,8 @@ class AccountSettings(_Section):
                 self, "pricing", "markup" if self.platform == "base" else "ebay_formula"
             )
         if self.min_change is None:
-            object.__setattr__(self, "min_change", Decimal(100 if self.platform == "base" else 1))
+            default_change = Decimal(10) if self.platform == "base" else Decimal("0.10")
+            object.__setattr__(self, "min_change", default_change)
         return self
 
     @property
