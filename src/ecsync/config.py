@@ -143,7 +143,32 @@ class PricingStrategy(_Section):
                 raise ValueError("usd_jpy must be positive")
         if self.ratio <= 0 or self.above_ratio <= 0:
             raise ValueError("ratios must be positive")
+        self._at_least_cost()
         return self
+
+    def _at_least_cost(self) -> None:
+        """Refuse a formula that prices under the cost by design (a ratio under 1, a negative
+        margin): the floor would hide or raise every listing, and the seller meant otherwise."""
+        below = "is under 1: the formula would price under the cost"
+        if self.kind == "markup" and self.ratio < 1:
+            raise ValueError(f"ratio = {self.ratio} {below}")
+        if self.kind == "tiered":
+            for index, (bound, ratio) in enumerate(self.tiers):
+                if ratio < 1:
+                    raise ValueError(f"tiers[{index}] ({bound} yen): ratio {ratio} {below}")
+            if self.above_ratio < 1:
+                raise ValueError(f"above_ratio = {self.above_ratio} {below}")
+        if self.kind == "ebay_formula":
+            for name in ("fee_rate", "duty_rate", "margin_rate"):
+                if getattr(self, name) < 0:
+                    raise ValueError(
+                        f"{name} = {getattr(self, name)} is negative: "
+                        "the formula would price under the cost"
+                    )
+        if self.min_margin < 0:
+            raise ValueError(
+                f"min_margin = {self.min_margin} is negative: the floor would sit under the cost"
+            )
 
 
 def default_strategies() -> dict[str, PricingStrategy]:
@@ -168,7 +193,10 @@ class AccountSettings(_Section):
     restock_quantity: int = Field(default=1, ge=1)
     stale_after: Duration | None = None
     on_stale: Literal["hide", "keep"] = "hide"
-    min_change: Decimal | None = None
+    # A price move is skipped when smaller than max(min_change, min_change_pct % of the
+    # listed price); min_change defaults to 10 yen on BASE and 0.10 USD on eBay.
+    min_change: Decimal | None = Field(default=None, ge=0)
+    min_change_pct: Decimal = Field(default=Decimal(1), ge=0, lt=100)
     daily_call_limit: int = Field(default=5000, ge=1)
     hourly_call_limit: int = Field(default=5000, ge=1)
     zero_quantity_fallback: Literal["error", "unpublish"] = "error"
@@ -200,7 +228,8 @@ class AccountSettings(_Section):
                 self, "pricing", "markup" if self.platform == "base" else "ebay_formula"
             )
         if self.min_change is None:
-            object.__setattr__(self, "min_change", Decimal(100 if self.platform == "base" else 1))
+            default_change = Decimal(10) if self.platform == "base" else Decimal("0.10")
+            object.__setattr__(self, "min_change", default_change)
         return self
 
     @property

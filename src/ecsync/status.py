@@ -37,6 +37,7 @@ STALL_AFTER = timedelta(seconds=30)
 RECENT_CYCLES = 10
 REASON_CYCLES = 5  # top held/failed reasons are taken from this many recent cycles
 TOP_REASONS = 5
+NO_QUOTE_EXAMPLES = 5  # ASINs shown that were fetched but never got a good quote
 
 # The `sync --json` fields every cycle entry carries, even a cycle still running.
 SUMMARY_FIELDS: dict[str, Any] = {
@@ -219,11 +220,24 @@ def quote_view(session: Session, now: datetime, interval_s: float) -> dict[str, 
     active = _active_asins().subquery()
     in_scope = Product.asin.in_(select(active.c.asin))
     by_status: dict[str, int] = {}
-    for status, count in session.execute(
-        select(Product.quote_status, func.count()).where(in_scope).group_by(Product.quote_status)
+    attempted = Product.last_attempt_at.is_not(None)
+    for status, tried, count in session.execute(
+        select(Product.quote_status, attempted, func.count())
+        .where(in_scope)
+        .group_by(Product.quote_status, attempted)
     ):
-        key = status or "never_fetched"
+        # No good quote: never attempted at all, or attempted (every cycle, maybe) and failed.
+        key = status or ("no_good_quote" if tried else "never_fetched")
         by_status[key] = by_status.get(key, 0) + int(count)
+    failing = [
+        {"asin": asin, "last_error": error, "attempts": int(errors or 0)}
+        for asin, error, errors in session.execute(
+            select(Product.asin, Product.last_error, Product.error_count)
+            .where(in_scope, Product.quote_status.is_(None), attempted)
+            .order_by(Product.asin)
+            .limit(NO_QUOTE_EXAMPLES)
+        )
+    ]
 
     def older_than(seconds: float) -> int:
         cutoff = now - timedelta(seconds=seconds)
@@ -232,7 +246,12 @@ def quote_view(session: Session, now: datetime, interval_s: float) -> dict[str, 
         )
 
     never = int(
-        session.scalar(select(func.count()).where(in_scope, Product.fetched_at.is_(None))) or 0
+        session.scalar(
+            select(func.count()).where(
+                in_scope, Product.fetched_at.is_(None), Product.last_attempt_at.is_(None)
+            )
+        )
+        or 0
     )
     oldest = session.scalar(select(func.min(Product.fetched_at)).where(in_scope))
     return {
@@ -242,6 +261,8 @@ def quote_view(session: Session, now: datetime, interval_s: float) -> dict[str, 
         "older_than_1x": older_than(interval_s),
         "older_than_2x": older_than(2 * interval_s),
         "never_fetched": never,
+        "no_good_quote": by_status.get("no_good_quote", 0),
+        "no_good_quote_examples": failing,
         "oldest_fetched_at": iso(oldest),
     }
 
@@ -389,6 +410,7 @@ CHANGE_MEANING = {
     "failed": "refused by the channel",
     "held": "stopped by a guard, not sent: check the reason",
     "superseded": "left unfinished, re-planned by a later cycle",
+    "skipped": "price move under min_change, not sent (one row per listing and target)",
 }
 
 
@@ -535,19 +557,27 @@ def _quote_lines(quotes: dict[str, Any], now: datetime) -> list[str]:
         "ok": "ok",
         "out_of_stock": "out of stock",
         "no_eligible_offer": "no eligible offer",
+        "unknown_asin": "unknown to Amazon (hidden)",
         "error": "error (last good quote kept)",
+        "no_good_quote": "fetched but no good quote yet",
         "never_fetched": "never fetched",
     }
     order = [*labels, *sorted(set(by) - set(labels))]
     parts = [f"{by[s]} {labels.get(s, s)}" for s in order if by.get(s)]
     interval = quotes["interval_s"]
+    failing = [
+        f"  no good quote yet: {entry['asin']} ({entry['attempts']} failed attempts; last "
+        f"error: {entry['last_error'] or '?'})"
+        for entry in quotes.get("no_good_quote_examples", [])
+    ]
     return [
         f"Quotes: {quotes['total']} listed ASINs — " + ", ".join(parts),
+        *failing,
         f"  freshness: {quotes['older_than_1x']} older than one interval ({_span(interval)}), "
         f"{quotes['older_than_2x']} older than two ({_span(2 * interval)}); oldest fetched "
         f"{_ago(quotes['oldest_fetched_at'], now)}",
-        "  (a quote older than its account's stale_after, by default two intervals, makes "
-        "the stale policy act: hide by default)",
+        "  (a quote older than its account's stale_after, by default two intervals, or no "
+        "good quote for that long since listing, makes the stale policy act: hide by default)",
     ]
 
 

@@ -142,14 +142,16 @@ def test_strategy_rounding_defaults_follow_the_currency(
 def test_platform_defaults(write_config: Callable[[str], Path]) -> None:
     settings = load_settings(write_config())
     base, ebay = settings.account("base-1"), settings.account("ebay-1")
-    assert (base.pricing, base.endpoint, base.min_change) == (
+    assert (base.pricing, base.endpoint, base.min_change, base.min_change_pct) == (
         "markup",
         "https://api.thebase.in",
-        100,
+        10,
+        1,
     )
-    assert (ebay.pricing, ebay.endpoint, ebay.min_change) == (
+    assert (ebay.pricing, ebay.endpoint, ebay.min_change, ebay.min_change_pct) == (
         "ebay_formula",
         "https://api.ebay.com",
+        Decimal("0.10"),
         1,
     )
 

@@ -89,7 +89,9 @@ def _assert_channels_match_desired(shop: Shop) -> int:
             continue
         item_id = listing.offer_id if platform == "ebay" and listing.offer_id else listing.item_id
         seen = truth[(account, item_id)]
-        tolerance = Decimal(100) if platform == "base" else Decimal(1)
+        # Default min_change: 10 yen / 0.10 USD, or 1 % of the listed price when larger.
+        minimum = Decimal(10) if platform == "base" else Decimal("0.10")
+        tolerance = max(minimum, seen["price"] / 100)
         if platform == "base":
             assert seen["visible"] == listing.desired_visible, (account, listing.asin)
             on_sale = bool(listing.desired_visible)

@@ -59,20 +59,23 @@ def test_a_field_left_none_in_desired_is_left_alone() -> None:
 
 
 def test_small_price_moves_are_skipped_and_counted() -> None:
-    result = plan(PlanItem(1, base(1300), base(1390), D(1050)))
+    # BASE default: skipped under max(10 yen, 1 % of the listed price) = 13 yen at 1,300.
+    result = plan(PlanItem(1, base(1300), base(1312), D(1050)))
     assert result.changes == ()
     assert result.report.small_moves_skipped == 1
-    kind, new, _ = only(plan(PlanItem(1, base(1300), base(1400), D(1050))))
-    assert (kind, new) == (ChangeKind.PRICE_RAISE, base(1400))
-    kind, new, _ = only(plan(PlanItem(1, base(1300), base(1200), D(1050))))
-    assert (kind, new) == (ChangeKind.PRICE_CUT, base(1200))
+    kind, new, _ = only(plan(PlanItem(1, base(1300), base(1313), D(1050))))
+    assert (kind, new) == (ChangeKind.PRICE_RAISE, base(1313))
+    kind, new, _ = only(plan(PlanItem(1, base(1300), base(1287), D(1050))))
+    assert (kind, new) == (ChangeKind.PRICE_CUT, base(1287))
 
 
-def test_ebay_min_change_is_one_dollar() -> None:
-    small = PlanItem(1, ebay("20.00", 1), ebay("20.99", 1), D(10))
+def test_ebay_min_change_is_ten_cents_or_one_percent() -> None:
+    small = PlanItem(1, ebay("20.00", 1), ebay("20.19", 1), D(10))  # max(0.10, 0.20)
     assert plan(small, account=EBAY_ACCOUNT).changes == ()
-    big = PlanItem(1, ebay("20.00", 1), ebay("21.00", 1), D(10))
+    big = PlanItem(1, ebay("20.00", 1), ebay("20.20", 1), D(10))
     assert only(plan(big, account=EBAY_ACCOUNT))[0] is ChangeKind.PRICE_RAISE
+    cheap = PlanItem(1, ebay("5.00", 1), ebay("5.10", 1), D(1))  # 1 % is 0.05: 0.10 rules
+    assert only(plan(cheap, account=EBAY_ACCOUNT))[0] is ChangeKind.PRICE_RAISE
 
 
 def test_a_price_under_the_floor_is_fixed_however_small_the_move() -> None:

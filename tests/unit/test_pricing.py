@@ -127,7 +127,8 @@ def test_a_rounding_step_the_currency_cannot_express_gives_no_price(kind: str, s
 
 # ---------------------------------------------------------------- properties
 
-ratios = st.decimals(min_value=D("0.5"), max_value=D(3), places=2)
+# Ratios under 1 are refused by the config (they price under the cost by design).
+ratios = st.decimals(min_value=D(1), max_value=D(3), places=2)
 bounds = st.integers(100, 50_000).map(D)
 
 

@@ -45,11 +45,19 @@ OFFERS_PATH = "/products/pricing/v0/items/{asin}/offers"
 
 @dataclass(frozen=True, slots=True)
 class ItemAnswer:
-    """One ASIN's part of a batch answer: a GetOffersResult payload, or why there is none."""
+    """One ASIN's part of a batch answer: a GetOffersResult payload, or why there is none.
+
+    ``status_code``, ``code`` and ``message`` keep an item-level refusal's parts (HTTP status,
+    first error's code and message), so the quote rules can tell "this ASIN is invalid in the
+    marketplace" from a failure that says nothing about the ASIN.
+    """
 
     asin: str
     payload: Mapping[str, Any] | None
     error: str | None
+    status_code: int | None = None
+    code: str = ""
+    message: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +225,14 @@ def _item(asin: str, entry: Any) -> ItemAnswer:
         first = errors[0] if isinstance(errors, list) and errors else {}
         detail = first.get("message", "") if isinstance(first, Mapping) else ""
         reason = first.get("code", "") if isinstance(first, Mapping) else ""
-        return ItemAnswer(asin, None, f"HTTP {code}: {reason} {detail}".strip())
+        return ItemAnswer(
+            asin,
+            None,
+            f"HTTP {code}: {reason} {detail}".strip(),
+            status_code=code if isinstance(code, int) else None,
+            code=reason if isinstance(reason, str) else "",
+            message=detail if isinstance(detail, str) else "",
+        )
     payload = body.get("payload")
     if not isinstance(payload, Mapping):
         return ItemAnswer(asin, None, "HTTP 200 without a payload")

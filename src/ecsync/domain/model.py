@@ -27,12 +27,15 @@ class QuoteStatus(StrEnum):
     """What one look at an item's Amazon offers found.
 
     ``out_of_stock`` and ``no_eligible_offer`` are evidence that the item cannot be bought
-    now; ``error`` is not evidence of anything (see DESIGN: "an error is not evidence").
+    now; ``unknown_asin`` is Amazon's answer that the ASIN is not valid in the marketplace
+    (given while other items of the same batch were answered); ``error`` is not evidence of
+    anything (see DESIGN: "an error is not evidence").
     """
 
     OK = "ok"
     OUT_OF_STOCK = "out_of_stock"
     NO_ELIGIBLE_OFFER = "no_eligible_offer"
+    UNKNOWN_ASIN = "unknown_asin"
     ERROR = "error"
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "Plan",
     "PlanItem",
     "PlannedChange",
+    "SmallMove",
     "plan_account",
 ]
 
@@ -44,6 +45,7 @@ class ChangeKind(StrEnum):
 class ChangeStatus(StrEnum):
     PLANNED = "planned"
     HELD = "held"  # a guard stopped it: journalled and reported, not pushed
+    SKIPPED = "skipped"  # a price move under min_change: journalled once, never pushed
 
 
 # Lower goes first. A hide stops overselling and a raise stops selling at a loss; a show or
@@ -109,11 +111,39 @@ class GuardReport:
 
 
 @dataclass(frozen=True, slots=True)
+class SmallMove:
+    """When a price move is too small to be worth a channel call.
+
+    A move is skipped when ``|new - listed| < max(absolute, pct % of the listed price)``:
+    relative, so a 400-yen item is not left 25 % off by a fixed 100-yen step, with an
+    absolute minimum so one-yen jitters on cheap items are not sent either.
+    """
+
+    absolute: Decimal = Decimal(0)
+    pct: Decimal = Decimal(0)
+
+    @classmethod
+    def of(cls, account: AccountSettings) -> SmallMove:
+        return cls(account.min_change or Decimal(0), account.min_change_pct)
+
+    def threshold(self, listed: Decimal) -> Decimal:
+        return max(self.absolute, abs(listed) * self.pct / 100)
+
+    def is_small(self, listed: Decimal, new: Decimal) -> bool:
+        return abs(new - listed) < self.threshold(listed)
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
-    """Changes sorted by (priority, listing id), with the guards' report."""
+    """Changes sorted by (priority, listing id), with the guards' report.
+
+    ``skipped`` holds the price moves left out as too small (status ``skipped``), one per
+    listing that has no other change: they are journalled, never pushed.
+    """
 
     changes: tuple[PlannedChange, ...]
     report: GuardReport
+    skipped: tuple[PlannedChange, ...] = ()
 
     @property
     def planned(self) -> tuple[PlannedChange, ...]:
@@ -129,6 +159,7 @@ class _Draft:
     change: PlannedChange | None
     below_floor: bool
     skipped_small: bool
+    skipped: PlannedChange | None = None
 
 
 def plan_account(
@@ -148,7 +179,7 @@ def plan_account(
     (counting shows keeps the decision the same when re-planned after they were pushed).
     """
     platform = check_platform(account.platform)
-    min_change = account.min_change or Decimal(0)
+    min_change = SmallMove.of(account)
     items = list(items)
     seen: set[int] = set()
     drafts: list[_Draft] = []
@@ -186,7 +217,8 @@ def plan_account(
         small_moves_skipped=sum(draft.skipped_small for draft in drafts),
         mass_hide_tripped=tripped,
     )
-    return Plan(tuple(changes), report)
+    skipped = tuple(draft.skipped for draft in drafts if draft.skipped is not None)
+    return Plan(tuple(changes), report, skipped)
 
 
 def _after(confirmed: ListingState, change: PlannedChange | None) -> ListingState:
@@ -196,7 +228,7 @@ def _after(confirmed: ListingState, change: PlannedChange | None) -> ListingStat
     return change.new
 
 
-def _draft(item: PlanItem, platform: str, min_change: Decimal, guards: GuardSettings) -> _Draft:
+def _draft(item: PlanItem, platform: str, min_change: SmallMove, guards: GuardSettings) -> _Draft:
     """The change one listing needs, if any, with the per-listing guards applied."""
     old, floor = item.confirmed, item.floor
     target = _merge(old, item.desired)
@@ -211,15 +243,28 @@ def _draft(item: PlanItem, platform: str, min_change: Decimal, guards: GuardSett
     new_price, skipped_small = old.price, False
     # A listing that stays off sale keeps its price: it is set when the listing is shown.
     if is_listed(platform, target) and target.price is not None and target.price != old.price:
-        small = old.price is not None and abs(target.price - old.price) < min_change
+        small = old.price is not None and min_change.is_small(old.price, target.price)
         if small and not showing and not _under(old.price, floor):
+            assert old.price is not None
             skipped_small = True
-            notes.append(f"price move {old.price} -> {target.price} under {min_change} skipped")
+            notes.append(
+                f"price move {old.price} -> {target.price} under "
+                f"{_money_text(min_change.threshold(old.price))} skipped (min_change "
+                f"{min_change.absolute}, min_change_pct {min_change.pct}%)"
+            )
         else:
             new_price = target.price
     new = ListingState(price=new_price, visible=target.visible, quantity=target.quantity)
     if new == old:
-        return _Draft(None, below_floor, skipped_small)
+        if not skipped_small:
+            return _Draft(None, below_floor, skipped_small)
+        moved = replace(old, price=target.price)
+        kind = _kind(platform, old, moved, floor, showing)
+        reason = "; ".join(part for part in (item.reason, *notes) if part)
+        skip = PlannedChange(
+            item.listing_id, kind, old, moved, reason, ChangeStatus.SKIPPED, PRIORITY[kind]
+        )
+        return _Draft(None, below_floor, skipped_small, skip)
 
     kind = _kind(platform, old, new, floor, showing)
     status = ChangeStatus.PLANNED
@@ -230,6 +275,12 @@ def _draft(item: PlanItem, platform: str, min_change: Decimal, guards: GuardSett
     reason = "; ".join(part for part in (item.reason, *notes) if part)
     change = PlannedChange(item.listing_id, kind, old, new, reason, status, PRIORITY[kind])
     return _Draft(change, below_floor, skipped_small)
+
+
+def _money_text(amount: Decimal) -> str:
+    """An amount as a seller reads it: at most two decimals, no trailing zeros."""
+    text = f"{amount.quantize(Decimal('0.01')):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _merge(confirmed: ListingState, desired: ListingState) -> ListingState:

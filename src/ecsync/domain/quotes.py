@@ -24,7 +24,9 @@ __all__ = [
     "Quote",
     "QuoteStatus",
     "quote_from_error",
+    "quote_from_item_error",
     "quote_from_payload",
+    "settle_batch",
 ]
 
 SOURCE_CURRENCY: Final = "JPY"
@@ -63,6 +65,44 @@ class Quote:
 def quote_from_error(message: str) -> Quote:
     """A quote for a request or item that failed: it carries the message and no evidence."""
     return Quote(status=QuoteStatus.ERROR, error=message or "unknown error")
+
+
+def quote_from_item_error(asin: str, status_code: int | None, code: str, message: str) -> Quote:
+    """A quote for one failed item of a batch answer.
+
+    Amazon answers an ASIN that does not exist in the marketplace with an item-level 400
+    ``InvalidInput`` whose message names it ("B00ZUXG6GY is an invalid ASIN for marketplace
+    ..."). That is an answer about the ASIN: ``unknown_asin``, pending :func:`settle_batch`.
+    An ``InvalidInput`` that does not name the ASIN ("Requested MarketplaceId is invalid",
+    "Duplicate requests submitted") is about the request, and any other failure is an error.
+    """
+    text = f"HTTP {status_code}: {code} {message}".strip()
+    if status_code == 400 and code == "InvalidInput" and asin.casefold() in message.casefold():
+        return Quote(status=QuoteStatus.UNKNOWN_ASIN, error=text)
+    return quote_from_error(text)
+
+
+_ANSWERED: Final = frozenset(
+    {QuoteStatus.OK, QuoteStatus.OUT_OF_STOCK, QuoteStatus.NO_ELIGIBLE_OFFER}
+)
+
+
+def settle_batch(quotes: Sequence[Quote]) -> list[Quote]:
+    """The quotes of one batch answer, with ``unknown_asin`` kept only where it is evidence.
+
+    An ASIN refused while another item of the same batch was answered is unknown to Amazon.
+    When no item was answered (every item refused, or refused and failed), the refusals say
+    nothing about any one ASIN (a wrong marketplace, a changed request shape, an outage all
+    look like that): they become error quotes, which keep the listing as it is.
+    """
+    if any(quote.status in _ANSWERED for quote in quotes):
+        return list(quotes)
+    return [
+        quote_from_error(f"{q.error}; no item of its batch was answered: not taken as evidence")
+        if q.status is QuoteStatus.UNKNOWN_ASIN
+        else q
+        for q in quotes
+    ]
 
 
 class _Malformed(Exception):

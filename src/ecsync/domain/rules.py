@@ -1,10 +1,12 @@
 """What one listing *should* look like, given what we know about its Amazon source.
 
 This is where the stock policy lives: sell while the source can be bought at a price that
-clears the floor, take the listing off sale when it cannot, and do nothing on no evidence.
+clears the floor, take the listing off sale when it cannot (sold out, no eligible offer, or
+an ASIN Amazon says is not valid in the marketplace), and do nothing on no evidence.
 A failed fetch is not evidence (the listing stays as it is) until the last good quote is too
-old to trust, and then the account's stale policy decides (hide by default: an oversold
-order costs more than a missed sale). The result is a *desired* state; ``plan`` turns the
+old to trust, or a listing has gone without any good quote for longer than that since it was
+listed, and then the account's stale policy decides (hide by default: an oversold order
+costs more than a missed sale). The result is a *desired* state; ``plan`` turns the
 difference from the confirmed state into changes.
 """
 
@@ -34,8 +36,9 @@ class ProductQuote:
     """What the store knows about one product's source, as on the product row.
 
     ``status``, ``price`` (landed JPY) and ``fetched_at`` describe the last *good* quote
-    (ok, out_of_stock or no_eligible_offer); ``last_error`` is set while the latest attempt
-    failed. ``status`` None (or ``error``: no good quote yet) means never quoted.
+    (ok, out_of_stock, no_eligible_offer or unknown_asin: an answer, not an error);
+    ``last_error`` is set while the latest attempt failed. ``status`` None (or ``error``:
+    no good quote yet) means never quoted.
     """
 
     status: QuoteStatus | None = None
@@ -74,12 +77,15 @@ def desired_state(
     *,
     default_stale_after: timedelta,
     stock_only: bool = False,
+    listed_since: datetime | None = None,
 ) -> Desired:
     """The desired state of one listing of ``account`` whose product has ``quote``.
 
     ``default_stale_after`` applies when the account sets no ``stale_after`` (the daemon
     passes twice its interval). ``stock_only`` leaves the price as confirmed and prices
-    nothing. ``now`` and ``quote.fetched_at`` must both be aware (or both naive).
+    nothing. ``listed_since`` (when the listing was created or imported) lets a listing that
+    never got a good quote fall under the stale policy once that is older than the limit.
+    ``now``, ``quote.fetched_at`` and ``listed_since`` must all be aware (or all naive).
     """
     platform = check_platform(account.platform)
     if listing_currency(strategy) != CURRENCY[platform]:
@@ -87,11 +93,19 @@ def desired_state(
             f"account {account.name!r} lists in {CURRENCY[platform]} but its pricing strategy "
             f"{strategy.kind!r} prices in {listing_currency(strategy)}"
         )
+    stale_after = account.stale_after or default_stale_after
     if quote.status in (None, QuoteStatus.ERROR) or quote.fetched_at is None:
         note = f" (last error: {quote.last_error})" if quote.last_error else ""
-        return Desired(confirmed, None, f"no good quote yet{note}: kept as is")
+        if listed_since is None or now - listed_since <= stale_after:
+            return Desired(confirmed, None, f"no good quote yet{note}: kept as is")
+        why = (
+            f"no good quote in the {_age(now - listed_since)} since listed"
+            f"{note} (limit {_age(stale_after)})"
+        )
+        if account.on_stale == "keep":
+            return Desired(confirmed, None, f"{why}: kept as is (on_stale=keep)")
+        return Desired(hidden(platform, confirmed), None, f"{why}: hidden")
 
-    stale_after = account.stale_after or default_stale_after
     age = now - quote.fetched_at
     if age > stale_after:
         why = f"last good quote is {_age(age)} old (limit {_age(stale_after)})"
@@ -102,6 +116,9 @@ def desired_state(
         why = f"latest fetch failed ({quote.last_error}); last good quote {_age(age)} old"
         return Desired(confirmed, None, f"{why}: kept as is")
 
+    if quote.status is QuoteStatus.UNKNOWN_ASIN:
+        why = "source unknown to Amazon (ASIN not valid in the marketplace): hidden"
+        return Desired(hidden(platform, confirmed), None, why)
     if quote.status is not QuoteStatus.OK:
         return Desired(hidden(platform, confirmed), None, f"source {quote.status}: hidden")
     if quote.price is None:

@@ -29,7 +29,12 @@ from ecsync.amazon.governor import DOCUMENTED, RateGovernor
 from ecsync.clock import Clock, Stop, SystemClock
 from ecsync.config import AmazonSettings
 from ecsync.domain.model import QuoteStatus
-from ecsync.domain.quotes import quote_from_error, quote_from_payload
+from ecsync.domain.quotes import (
+    quote_from_error,
+    quote_from_item_error,
+    quote_from_payload,
+    settle_batch,
+)
 from ecsync.errors import Interrupted
 from ecsync.store.quotes import QuoteWrite, write_quotes
 from ecsync.store.runner import DbRunner
@@ -223,14 +228,19 @@ class Fetcher:
 
     def _quotes(self, answer: BatchAnswer) -> list[QuoteWrite]:
         rules = self._settings.offers
-        writes = []
+        quotes = []
         for item in answer.items:
             if item.payload is not None:
                 quote = quote_from_payload(item.payload, rules)
+            elif item.status_code is not None:
+                quote = quote_from_item_error(item.asin, item.status_code, item.code, item.message)
             else:
                 quote = quote_from_error(item.error or "no answer")
-            if quote.status == QuoteStatus.ERROR:
-                log.debug("%s: error quote: %s", item.asin, quote.error)
+            quotes.append(quote)
+        writes = []
+        for item, quote in zip(answer.items, settle_batch(quotes), strict=True):
+            if quote.status in (QuoteStatus.ERROR, QuoteStatus.UNKNOWN_ASIN):
+                log.debug("%s: %s quote: %s", item.asin, quote.status, quote.error)
             writes.append(QuoteWrite(item.asin, quote))
         return writes
 

@@ -24,7 +24,7 @@ from ecsync.domain.plan import ChangeKind, PlanItem, PlannedChange, plan_account
 from ecsync.domain.rules import ProductQuote, desired_state
 from ecsync.engine.breaker import HideBreaker, Verdict
 from ecsync.engine.collect import Scope
-from ecsync.store.journal import JournaledChange, hold_changes, record_plan
+from ecsync.store.journal import JournaledChange, hold_changes, record_plan, record_skips
 from ecsync.store.schema import Account, Listing, Product
 
 log = logging.getLogger(__name__)
@@ -189,6 +189,7 @@ class Planner:
                     now,
                     default_stale_after=self._stale_after,
                     stock_only=self._stock_only,
+                    listed_since=listing.created_at,
                 )
                 self.tally.warnings.update(desired.warnings)
                 listing.desired_price = desired.state.price
@@ -232,6 +233,7 @@ class Planner:
             recorded = record_plan(
                 session, self._cycle_id, account_row, plan.changes, listings, now
             )
+            record_skips(session, self._cycle_id, plan.skipped, now)
             listed = sum(is_listed(account_row.platform, item.confirmed) for item in items)
             assert self._breaker is not None, "start() first"
             verdict = self._breaker.admit(name, listed, recorded, held_hides=plan.report.held_hides)

@@ -212,7 +212,7 @@ class SpApi:
             echo = {"MarketplaceId": JAPAN_MARKETPLACE_ID, "Asin": asin, "ItemCondition": condition}
             if customer:
                 echo["CustomerType"] = customer
-            product = state.market.get(asin)
+            product = known_product(state, asin)
             if index == failing:
                 status, item_body = (
                     500,
@@ -255,7 +255,7 @@ class SpApi:
         if customer is not None and customer not in CUSTOMER_TYPES:
             raise _invalid("CustomerType: must be Consumer or Business")
         asin = request.path_params["asin"]
-        product = self.state.market.get(asin)
+        product = known_product(self.state, asin)
         if product is None:
             raise _invalid(f"Invalid ASIN {asin} for marketplace {JAPAN_MARKETPLACE_ID}")
         self.state.stats.served(asin)
@@ -282,7 +282,7 @@ class SpApi:
         failing = state.faults.choice(len(asins)) if state.faults.hit("spapi", "item_error") else -1
         entries = []
         for index, asin in enumerate(asins):
-            product = state.market.get(asin)
+            product = known_product(state, asin)
             if index == failing:
                 entries.append(
                     {
@@ -332,6 +332,14 @@ class SpApi:
             rank=product.rank,
             included=included,
         )
+
+
+def known_product(state: SimState, asin: str) -> Product | None:
+    """The product the offers operations answer for, or None (Amazon's ``InvalidInput``): an
+    ASIN outside the catalog, or one the control API made unknown (``{"unknown": true}``)."""
+    if asin in state.unknown_asins:
+        return None
+    return state.market.get(asin)
 
 
 def _check_marketplace(value: str | None, name: str) -> None:

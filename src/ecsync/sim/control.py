@@ -156,19 +156,25 @@ class Control:
     # --- Amazon -----------------------------------------------------------------------
 
     async def amazon(self, request: Request) -> Response:
-        """``GET``: the true offers; ``PUT {"offers": [...]}`` or ``{"out_of_stock": true}``."""
+        """``GET``: the true offers; ``PUT {"offers": [...]}``, ``{"out_of_stock": true}`` or
+        ``{"unknown": true|false}`` (the offers operations answer ``InvalidInput`` for it)."""
         market = self.state.market
         asin = request.path_params["asin"]
         if request.method == "PUT":
             try:
                 body = await _object(request)
-                if body.get("out_of_stock"):
-                    offers: list[Offer] = []
-                elif isinstance(body.get("offers"), list):
-                    offers = [Offer.from_json(raw) for raw in body["offers"]]
+                if "unknown" in body:
+                    _set_unknown(self.state.unknown_asins, asin, body)
                 else:
-                    raise BadBody('send {"offers": [...]} or {"out_of_stock": true}')
-                market.set_offers(asin, offers)
+                    if body.get("out_of_stock"):
+                        offers: list[Offer] = []
+                    elif isinstance(body.get("offers"), list):
+                        offers = [Offer.from_json(raw) for raw in body["offers"]]
+                    else:
+                        raise BadBody(
+                            'send {"offers": [...]}, {"out_of_stock": true} or {"unknown": true}'
+                        )
+                    market.set_offers(asin, offers)
             except (BadBody, ValueError, TypeError) as exc:
                 return _bad(str(exc))
         product = market.get(asin)
@@ -178,6 +184,7 @@ class Control:
         return json_response(
             {
                 "asin": asin,
+                "unknown": asin in self.state.unknown_asins,
                 "out_of_stock": not offers,
                 "list_price": product.list_price,
                 "offers": [offer.to_json() for offer in offers],
@@ -370,6 +377,17 @@ class Control:
             except BadBody as exc:
                 return _bad(str(exc))
         return json_response(offer.to_json())
+
+
+def _set_unknown(unknown: set[str], asin: str, body: dict[str, Any]) -> None:
+    """``{"unknown": true}`` makes Amazon answer InvalidInput for the ASIN; false undoes it."""
+    value = body["unknown"]
+    if not isinstance(value, bool) or len(body) != 1:
+        raise BadBody('unknown: send {"unknown": true} or {"unknown": false} alone')
+    if value:
+        unknown.add(asin)
+    else:
+        unknown.discard(asin)
 
 
 def _credentials(account: BaseAccount | EbayAccount) -> dict[str, str]:

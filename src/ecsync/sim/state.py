@@ -66,6 +66,8 @@ class SimState:
     )
     steps: int = 0
     seeding: dict[str, Any] = field(default_factory=dict)
+    # ASINs the control API made unknown to Amazon: offers operations answer InvalidInput.
+    unknown_asins: set[str] = field(default_factory=set)
 
     def register_refresh_tokens(self) -> None:
         """The BASE refresh tokens written into the config start valid for 30 days."""

@@ -103,6 +103,61 @@ def record_plan(
     return out
 
 
+def record_skips(
+    session: Session, cycle_id: int, skipped: Sequence[PlannedChange], now: datetime
+) -> int:
+    """Journal price moves too small to send as ``skipped`` rows, once per listing and target.
+
+    A skipped move is planned again every cycle while the source stays put; a row each time
+    would grow the journal forever, so a listing whose latest row is the same skip (same old
+    and new state) gets none. ``skipped`` is never open: nothing supersedes, sends or counts
+    it as planned. Returns the rows written.
+    """
+    if not skipped:
+        return 0
+    latest_ids = (
+        select(func.max(Change.id))
+        .where(Change.listing_id.in_({c.listing_id for c in skipped}))
+        .group_by(Change.listing_id)
+    )
+    latest = {
+        row.listing_id: row
+        for row in session.scalars(select(Change).where(Change.id.in_(latest_ids)))
+    }
+    written = 0
+    for planned in skipped:
+        last = latest.get(planned.listing_id)
+        if last is not None and last.status == "skipped" and _same_move(last, planned):
+            continue
+        row = Change(
+            cycle_id=cycle_id,
+            listing_id=planned.listing_id,
+            kind=planned.kind.value,
+            priority=planned.priority,
+            old_price=planned.old.price,
+            new_price=planned.new.price,
+            old_visible=planned.old.visible,
+            new_visible=planned.new.visible,
+            old_quantity=planned.old.quantity,
+            new_quantity=planned.new.quantity,
+            reason=planned.reason,
+            status="skipped",
+            attempts=0,
+            created_at=now,
+            finished_at=now,
+        )
+        session.add(row)
+        latest[planned.listing_id] = row
+        written += 1
+    return written
+
+
+def _same_move(row: Change, planned: PlannedChange) -> bool:
+    return ListingState(row.old_price, row.old_visible, row.old_quantity) == planned.old and (
+        ListingState(row.new_price, row.new_visible, row.new_quantity) == planned.new
+    )
+
+
 def _channel_change(
     change_id: int, platform: str, listing: Listing, planned: PlannedChange
 ) -> ChannelChange:
