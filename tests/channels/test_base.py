@@ -118,7 +118,7 @@ async def test_rotated_refresh_token_is_saved_and_used_by_a_new_instance(
     assert stored is not None and stored.refresh_token and stored.access_token
     assert stored.refresh_token != seed
     # BASE retired the seed the moment it rotated: only the stored token opens the account.
-    assert _refresh_status(sim, seed) == (400, "invalid_grant")
+    assert _refresh_status(sim, seed) == (400, "invalid_request")
 
     sim.faults({"revoke_tokens": True})  # force the next process to refresh
     other_process = dbs.runner()
@@ -127,7 +127,7 @@ async def test_rotated_refresh_token_is_saved_and_used_by_a_new_instance(
     assert second.token_refreshes == 1
     again = await _token(other_process)
     assert again is not None and again.refresh_token not in (seed, stored.refresh_token)
-    assert _refresh_status(sim, stored.refresh_token) == (400, "invalid_grant")
+    assert _refresh_status(sim, stored.refresh_token) == (400, "invalid_request")
     assert sim.stats()["auth"]["base"] == 4  # two refreshes and this test's two probes
 
 
