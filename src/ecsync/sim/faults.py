@@ -13,7 +13,7 @@ call, so ``base.item_error`` is accepted and has nothing to act on.
 one item in ten unreadable (garbled in ``/1/items`` pages, an error from
 ``/1/items/detail``) for the whole run, the same items for the same seed, so a client
 reading the account twice meets the same broken items and can never mistake them for
-deleted ones.
+deleted ones. It acts on BASE only for now (other APIs accept it and ignore it).
 """
 
 from __future__ import annotations
