@@ -83,7 +83,7 @@ async def test_the_only_variation_carries_the_stock_even_without_a_code(
 
 
 async def test_an_item_whose_variations_do_not_name_the_asin_never_gets_a_stock(
-    sim: Sim, open_base: OpenBase
+    sim: Sim, open_base: OpenBase, caplog: pytest.LogCaptureFixture
 ) -> None:
     item = _items(sim)[2]
     asin, item_id = item["identifier"], str(item["item_id"])
@@ -91,6 +91,7 @@ async def test_an_item_whose_variations_do_not_name_the_asin_never_gets_a_stock(
     adapter = open_base()
     seen = {i.item_id: i for i in (await adapter.read()).items}[item_id]
     assert seen.quantity == 0  # the item's total: sold out is still seen as sold out
+    assert f"first: item {item_id}" in caplog.text  # said at the read, before any change
     writes = sim.stats()["base"]["base-1"]["writes"]
     [refused] = await adapter.apply([_stock(item_id, asin, 1, visible=True)])
     assert refused.outcome is Outcome.FAILED

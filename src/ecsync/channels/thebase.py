@@ -192,6 +192,17 @@ class BaseAdapter(AccountAdapter):
                 break
             offset += PAGE_SIZE
         gone = await self._reread(broken, items, seen, problems)
+        unset = [item_id for item_id, slot in self._slots.items() if slot.problem]
+        if unset:
+            log.warning(
+                "BASE account %s: %d items have variations but none carrying the ASIN as its "
+                "product code: ecsync keeps their price and visibility, not their stock "
+                "(first: item %s, %s)",
+                self.account,
+                len(unset),
+                unset[0],
+                self._slots[unset[0]].problem,
+            )
         if problems:
             log.warning(
                 "BASE account %s: partial read, %d problems (first: %s: %s)",
