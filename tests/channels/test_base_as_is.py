@@ -203,3 +203,20 @@ async def test_a_page_refused_midway_makes_the_read_partial(sim: Sim, open_base:
     assert "hour_api_limit" in read.problems[0].error
     with pytest.raises(ChannelBudgetExhausted):
         [item async for item in open_base().read_items()]
+
+
+async def test_a_stock_change_for_an_item_bases_detail_cannot_find_is_gone(
+    sim: Sim, open_base: OpenBase
+) -> None:
+    deleted, broken = _items(sim)[:2]
+    sim.send("DELETE", f"/_sim/base/base-1/items/{deleted['item_id']}")
+    sim.faults({"base": {"item_malformed": 1.0}})  # every detail read fails: not "no item"
+    results = await open_base().apply(
+        [
+            _stock(str(deleted["item_id"]), deleted["identifier"], 1, change_id=1),
+            _stock(str(broken["item_id"]), broken["identifier"], 1, change_id=2),
+        ]
+    )
+    assert [r.outcome for r in results] == [Outcome.GONE, Outcome.DEFERRED]
+    assert "no_item" in (results[0].error or "")
+    assert sim.base_items()[str(broken["item_id"])]["stock"] == broken["stock"]

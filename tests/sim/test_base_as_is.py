@@ -296,3 +296,10 @@ def test_item_malformed_garbles_the_same_items_and_their_detail_is_not_no_item(
             assert detail.json()["item"]["price"] == item["price"]
     sim.faults({})
     assert all(isinstance(i["price"], int) for i in page())
+
+
+def test_item_malformed_is_accepted_from_the_command_line_spec(make_sim: SimFactory) -> None:
+    sim = make_sim(faults="base.item_malformed=1")
+    assert sim.control("GET", "/faults")["base"]["item_malformed"] == 1.0
+    page = sim.http.get("/1/items", params={"limit": 5}, headers=_headers(sim)).json()["items"]
+    assert [i["price"] for i in page] == ["価格を取得できません"] * 5
