@@ -94,7 +94,10 @@ async def test_apply_sets_price_visibility_and_stock_in_one_call_per_item(
         assert result.confirmed is not None
         assert result.confirmed.price == Decimal(item["price"])
         assert result.confirmed.visible is bool(item["visible"])
-    assert adapter.calls == 6
+    # One edit per item, plus one read of each item whose stock changes: before sending a
+    # stock, the adapter must know whether the item keeps it in variations (a read of the
+    # account earlier in the run tells it for free).
+    assert adapter.calls == 6 + 2
     assert sim.stats()["base"]["base-1"]["writes"] == 6
     assert sim.stats()["auth"]["base"] == 1
 
@@ -118,7 +121,7 @@ async def test_rotated_refresh_token_is_saved_and_used_by_a_new_instance(
     assert stored is not None and stored.refresh_token and stored.access_token
     assert stored.refresh_token != seed
     # BASE retired the seed the moment it rotated: only the stored token opens the account.
-    assert _refresh_status(sim, seed) == (400, "invalid_grant")
+    assert _refresh_status(sim, seed) == (400, "invalid_request")
 
     sim.faults({"revoke_tokens": True})  # force the next process to refresh
     other_process = dbs.runner()
@@ -127,7 +130,7 @@ async def test_rotated_refresh_token_is_saved_and_used_by_a_new_instance(
     assert second.token_refreshes == 1
     again = await _token(other_process)
     assert again is not None and again.refresh_token not in (seed, stored.refresh_token)
-    assert _refresh_status(sim, stored.refresh_token) == (400, "invalid_grant")
+    assert _refresh_status(sim, stored.refresh_token) == (400, "invalid_request")
     assert sim.stats()["auth"]["base"] == 4  # two refreshes and this test's two probes
 
 

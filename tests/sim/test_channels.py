@@ -119,7 +119,8 @@ def test_base_errors(shop: SimClient) -> None:
         shop.http.get("/1/items/edit", params={"item_id": item["item_id"]}, headers=headers),
         "not_post_method",
     )
-    assert_base_error(shop.http.get("/1/items/detail/12345", headers=headers), "bad_item_id")
+    assert_base_error(shop.http.get("/1/items/detail/12345", headers=headers), "no_item")
+    assert_base_error(shop.http.get("/1/items/detail/", headers=headers), "no_item_id")
     assert_base_error(
         shop.http.post("/1/items/edit", data={"item_id": "99", "price": "100"}, headers=headers),
         "bad_item_id",
@@ -135,7 +136,7 @@ def test_base_deleted_and_hand_edited_items(shop: SimClient) -> None:
     )
     assert_base_error(gone, "bad_item_id")
     assert_base_error(
-        shop.http.get(f"/1/items/detail/{first['item_id']}", headers=headers), "bad_item_id"
+        shop.http.get(f"/1/items/detail/{first['item_id']}", headers=headers), "no_item"
     )
     listed = shop.http.get("/1/items", params={"limit": 100}, headers=headers).json()["items"]
     assert first["item_id"] not in {i["item_id"] for i in listed}

@@ -169,6 +169,8 @@ def test_base_hourly_limit_defaults_to_5000(sim: SimClient) -> None:
         "name": "base-1",
         "hourly_limit": 5000,
         "daily_limit": 100000,
+        "suspended": False,
+        "deny_authorization": False,
     }
 
 
@@ -207,10 +209,14 @@ def test_base_tokens_expire_and_refresh_tokens_rotate(sim: SimClient) -> None:
             "client_id": "sim-base-client-1",
             "client_secret": "sim-base-secret-1",
             "refresh_token": first["refresh_token"],
+            "redirect_uri": "http://127.0.0.1/callback",
         },
     )
     assert stale.status_code == 400
-    assert stale.json()["error"] == "invalid_grant"
+    assert stale.json() == {
+        "error": "invalid_request",
+        "error_description": "不正なリフレッシュトークンです。",
+    }
     original = sim.http.post(
         "/1/oauth/token",
         data={
@@ -218,9 +224,10 @@ def test_base_tokens_expire_and_refresh_tokens_rotate(sim: SimClient) -> None:
             "client_id": "sim-base-client-1",
             "client_secret": "sim-base-secret-1",
             "refresh_token": "sim-base-refresh-1",
+            "redirect_uri": "http://127.0.0.1/callback",
         },
     )
-    assert original.json()["error"] == "invalid_grant"
+    assert original.json()["error"] == "invalid_request"
     assert base_get(sim, second["access_token"]).status_code == 200
     # A refresh token lives 30 days.
     sim.advance(30 * 86400)
@@ -231,9 +238,13 @@ def test_base_tokens_expire_and_refresh_tokens_rotate(sim: SimClient) -> None:
             "client_id": "sim-base-client-1",
             "client_secret": "sim-base-secret-1",
             "refresh_token": second["refresh_token"],
+            "redirect_uri": "http://127.0.0.1/callback",
         },
     )
-    assert late.json()["error"] == "invalid_grant"
+    assert late.json() == {
+        "error": "invalid_request",
+        "error_description": "リフレッシュトークンの有効期限が切れています。",
+    }
 
 
 def test_base_authorization_code_grant(sim: SimClient) -> None:
@@ -261,10 +272,13 @@ def test_base_authorization_code_grant(sim: SimClient) -> None:
     assert granted.status_code == 200
     assert base_get(sim, granted.json()["access_token"]).status_code == 200
     again = sim.http.post("/1/oauth/token", data=form)  # a code works once
-    assert again.json()["error"] == "invalid_grant"
+    assert again.json() == {
+        "error": "invalid_request",
+        "error_description": "不正な認可コードです。",
+    }
     bad_client = sim.http.post("/1/oauth/token", data=form | {"client_secret": "x"})
     assert bad_client.status_code == 400
-    assert bad_client.json()["error"] == "invalid_client"
+    assert bad_client.json()["error"] == "unauthorized_client"
 
 
 # --- eBay ---------------------------------------------------------------------------------

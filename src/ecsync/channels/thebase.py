@@ -1,17 +1,27 @@
 """The BASE adapter: bulk reads 100 items per call, one ``/1/items/edit`` per changed item.
 
-BASE answers every error with HTTP 400 and ``{"error", "error_description"}``; the code
-alone tells a bad token (``invalid_request``: refresh and retry once) from a deleted item
-(``bad_item_id``: GONE) from a spent quota (``hour_api_limit`` / ``day_api_limit``: stop
-and defer the rest until the window resets). BASE has no batch edit, so price, visibility
-and stock of one item travel together in one call, and calls are metered against the
-5,000/hour and 100,000/day windows in ``api_usage``, shared by every process.
+BASE answers every error with HTTP 400 and ``{"error", "error_description"}``. The code
+tells a deleted item (``bad_item_id`` / ``no_item``: GONE) from a spent quota
+(``hour_api_limit`` / ``day_api_limit``: stop and defer the rest until the window resets);
+``invalid_request`` needs its description too: about the access token it means refresh and
+retry once, otherwise (digital content, ClubT items) the item cannot be edited and the change
+fails with BASE's reason. BASE has no batch edit, so price, visibility and stock of one item
+travel together in one call, and calls are metered against the 5,000/hour and 100,000/day
+windows in ``api_usage``, shared by every process.
+
+Items with variations keep their stock in ``variations[]`` and BASE makes the item's
+``stock`` their sum. ecsync's stock for such an item is the stock of the variation that
+carries the ASIN (``variation_identifier`` equal to the item's ``identifier``, or the only
+variation), written through ``variation_id[0]``/``variation_stock[0]``; item-level ``stock``
+is never sent for it. When no variation carries the ASIN, ecsync reports the item's total
+stock and refuses (FAILED, with the reason) any change that would have to set it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -32,7 +42,14 @@ from ecsync.channels.http import (
     json_body,
     send,
 )
-from ecsync.channels.protocol import ChangeResult, ChannelChange, ChannelItem, Outcome
+from ecsync.channels.protocol import (
+    ChangeResult,
+    ChannelChange,
+    ChannelItem,
+    ChannelRead,
+    Outcome,
+    ReadProblem,
+)
 from ecsync.channels.tokens import Grant, RefreshRefused
 from ecsync.config import AccountSettings
 from ecsync.errors import Interrupted
@@ -45,15 +62,50 @@ BASE_DAILY_LIMIT = 100_000
 # Consecutive items whose edit failed transiently before the rest are deferred untried:
 # when BASE is down, 5,000 items times the retries would only burn the hour's budget.
 BREAKER = 3
+# Items malformed in a bulk page are re-read one by one, at most this many per read (the rest
+# are reported as problems): a garbled shop must not spend the hour's calls on re-reads.
+MAX_REREADS = 10
+# Answers that say this very item does not exist: positive evidence that it is gone.
+GONE_CODES = frozenset({"bad_item_id", "no_item"})
+# ``invalid_request`` descriptions that are about the access token (BASE: アクセストークン...).
+TOKEN_WORDS = ("アクセストークン", "access token", "access_token")
+REFRESH_HINT = (
+    "BASE rotates the refresh token at every refresh and retires the old one, so a refresh "
+    "token from an older copy of the database (a restored backup, a move to PostgreSQL) or "
+    "a config-file token already used no longer works: re-authorise this account on BASE "
+    "and put the new refresh token in its refresh_token in the config file"
+)
 
 
 class BaseError(Exception):
-    """A BASE error answer (always HTTP 400): its code and Japanese description."""
+    """A BASE error answer (always HTTP 400): its code and Japanese description.
 
-    def __init__(self, code: str, description: str) -> None:
+    ``about_token``: the answer refuses the access token (refresh and retry once), as
+    opposed to an ``invalid_request`` about the item (digital content cannot be edited).
+    """
+
+    def __init__(self, code: str, description: str, *, about_token: bool | None = None) -> None:
         super().__init__(f"{code}: {description}" if description else code)
         self.code = code
         self.description = description
+        if about_token is None:
+            text = description.lower()
+            about_token = code == "invalid_request" and (
+                not text or any(word in text for word in TOKEN_WORDS)
+            )
+        self.about_token = about_token
+
+
+@dataclass(frozen=True, slots=True)
+class StockSlot:
+    """Where ecsync writes an item's stock: the item (no variations), one variation, or
+    nowhere (``problem`` says why)."""
+
+    variation_id: str | None = None
+    problem: str = ""
+
+
+PLAIN = StockSlot()
 
 
 def base_windows(account: AccountSettings, time_scale: float = 1.0) -> list[Window]:
@@ -77,41 +129,165 @@ class BaseAdapter(AccountAdapter):
     platform = "base"
     label = "BASE"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Where each item's stock is written, learnt from this run's reads and answers.
+        self._slots: dict[str, StockSlot] = {}  # items with variations
+        self._plain: set[str] = set()  # items without
+
     def windows(self, account: AccountSettings, time_scale: float) -> list[Window]:
         return base_windows(account, time_scale)
 
     # --- reads ------------------------------------------------------------------------
 
-    async def read_items(self) -> AsyncIterator[ChannelItem]:
-        """Every item, 100 per call, oldest first.
+    async def read(self) -> ChannelRead:
+        """Every item, 100 per call, oldest first, with what could not be read.
 
         Ordered by creation time, ascending: new items land after the pages already read,
         and edits made meanwhile do not reshuffle the pages (ordering by ``modified`` would).
         An item deleted during the read can still shift one item past a page boundary;
-        the next reconcile sees it. Raises ChannelBudgetExhausted / ChannelUnavailable
-        rather than yield a partial account as if it were whole.
+        the next reconcile sees it. An item malformed in its page is re-read alone: BASE's
+        ``bad_item_id`` / ``no_item`` for it is positive evidence that it is gone, any other
+        failure a ``ReadProblem``. A page that fails once items were read ends the read as
+        partial; raises (ChannelBudgetExhausted, ChannelUnavailable, ChannelRefused,
+        ChannelAuthError) when nothing could be read.
         """
-        offset = 0
+        return await self._read(strict=False)
+
+    async def read_items(self) -> AsyncIterator[ChannelItem]:
+        """Every item; raises rather than yield a partial account as if it were whole."""
+        result = await self._read(strict=True)
+        for item in result.items:
+            yield item
+
+    async def _read(self, *, strict: bool) -> ChannelRead:
+        before = self._calls
+        items: list[ChannelItem] = []
+        problems: list[ReadProblem] = []
         seen: set[str] = set()
+        broken: list[tuple[str, int]] = []  # (item id or "", page offset) of malformed items
+        offset = 0
         while True:
             params = {"limit": PAGE_SIZE, "offset": offset, "order": "created", "sort": "asc"}
             try:
                 data = await self._call("GET", "/1/items", params=params, expect="items")
-            except BaseError as error:
-                raise ChannelRefused(f"BASE account {self.account!r}: {error}") from None
-            except Transient as exc:
-                raise ChannelUnavailable(f"BASE account {self.account!r}: {exc}") from None
+            except (BaseError, Transient, ChannelBudgetExhausted) as exc:
+                error = self._read_error(exc)
+                if strict or offset == 0:
+                    raise error from None
+                problems.append(ReadProblem(f"page offset={offset}", str(exc)))
+                break
             page = data["items"]
             for raw in page:
-                item = _item(raw)
-                if item is None:
-                    log.warning("BASE account %s: skipping a malformed item", self.account)
-                elif item.item_id not in seen:
+                parsed = _parse(raw)
+                if parsed is None:
+                    broken.append((_raw_id(raw), offset))
+                    continue
+                item, slot = parsed
+                if item.item_id not in seen:
                     seen.add(item.item_id)
-                    yield item
+                    items.append(item)
+                    self._remember(item.item_id, slot)
             if len(page) < PAGE_SIZE:
-                return
+                break
             offset += PAGE_SIZE
+        gone = await self._reread(broken, items, seen, problems)
+        unset = [item_id for item_id, slot in self._slots.items() if slot.problem]
+        if unset:
+            log.warning(
+                "BASE account %s: %d items have variations but none carrying the ASIN as its "
+                "product code: ecsync keeps their price and visibility, not their stock "
+                "(first: item %s, %s)",
+                self.account,
+                len(unset),
+                unset[0],
+                self._slots[unset[0]].problem,
+            )
+        if problems:
+            log.warning(
+                "BASE account %s: partial read, %d problems (first: %s: %s)",
+                self.account,
+                len(problems),
+                problems[0].where,
+                problems[0].error,
+            )
+            if strict:
+                raise ChannelUnavailable(
+                    f"BASE account {self.account!r}: {problems[0].where}: {problems[0].error}"
+                    + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                )
+        return ChannelRead(items, problems, frozenset(gone), calls=self._calls - before)
+
+    def _read_error(self, exc: Exception) -> Exception:
+        if isinstance(exc, BaseError):
+            return ChannelRefused(f"BASE account {self.account!r}: {exc}")
+        if isinstance(exc, Transient):
+            return ChannelUnavailable(f"BASE account {self.account!r}: {exc}")
+        return exc
+
+    async def _reread(
+        self,
+        broken: list[tuple[str, int]],
+        items: list[ChannelItem],
+        seen: set[str],
+        problems: list[ReadProblem],
+    ) -> set[str]:
+        """Re-read the items malformed in their page, one call each; returns the ids BASE
+        says do not exist."""
+        gone: set[str] = set()
+        for index, (item_id, offset) in enumerate(broken):
+            if not item_id:
+                problems.append(
+                    ReadProblem(f"page offset={offset}", "an item without a usable item_id")
+                )
+                continue
+            where = f"item {item_id}"
+            if index >= MAX_REREADS:
+                problems.append(ReadProblem(where, "malformed in its page (not re-read)"))
+                continue
+            try:
+                data = await self._call("GET", f"/1/items/detail/{item_id}", expect="item")
+            except BaseError as error:
+                if error.code in GONE_CODES:
+                    gone.add(item_id)
+                else:
+                    problems.append(ReadProblem(where, f"malformed in its page; alone: {error}"))
+                continue
+            except (Transient, ChannelBudgetExhausted) as exc:
+                problems.append(ReadProblem(where, f"malformed in its page; alone: {exc}"))
+                continue
+            parsed = _parse(data["item"])
+            if parsed is None or parsed[0].item_id != item_id:
+                problems.append(ReadProblem(where, "malformed in its page and alone"))
+            elif item_id not in seen:
+                seen.add(item_id)
+                items.append(parsed[0])
+                self._remember(item_id, parsed[1])
+        return gone
+
+    def _remember(self, item_id: str, slot: StockSlot) -> None:
+        """Keep where each item's stock is written, for the edits of this run."""
+        if slot == PLAIN:
+            self._plain.add(item_id)
+            self._slots.pop(item_id, None)
+        else:
+            self._slots[item_id] = slot
+            self._plain.discard(item_id)
+
+    async def _slot(self, item_id: str) -> StockSlot:
+        """Where this item's stock goes: known from this run's reads, else read alone (one
+        call), since sending item-level stock to an item with variations is never right."""
+        if item_id in self._plain:
+            return PLAIN
+        slot = self._slots.get(item_id)
+        if slot is not None:
+            return slot
+        data = await self._call("GET", f"/1/items/detail/{item_id}", expect="item")
+        parsed = _parse(data["item"])
+        if parsed is None:
+            raise Transient(f"item {item_id}: malformed detail answer")
+        self._remember(item_id, parsed[1])
+        return parsed[1]
 
     # --- writes -----------------------------------------------------------------------
 
@@ -167,14 +343,30 @@ class BaseAdapter(AccountAdapter):
         if len(form) == 1:  # nothing but item_id: no call for a change that changes nothing
             return ChangeResult(change.change_id, Outcome.APPLIED)
         try:
+            if change.quantity is not None:
+                slot = await self._slot(change.item_id)
+                if slot.problem:
+                    error = (
+                        f"BASE item {change.item_id}: stock not set: {slot.problem}; set it "
+                        "on BASE, or give the variation of this ASIN the ASIN as its "
+                        "product code"
+                    )
+                    return ChangeResult(change.change_id, Outcome.FAILED, error=error)
+                if slot.variation_id is not None:
+                    del form["stock"]
+                    form["variation_id[0]"] = slot.variation_id
+                    form["variation_stock[0]"] = str(change.quantity)
             data = await self._call("POST", "/1/items/edit", data=form, expect="item")
         except BaseError as error:
-            outcome = Outcome.GONE if error.code == "bad_item_id" else Outcome.FAILED
+            outcome = Outcome.GONE if error.code in GONE_CODES else Outcome.FAILED
             return ChangeResult(change.change_id, outcome, error=str(error))
         except Transient as exc:
             return _deferred(change, str(exc), None)
-        confirmed = _item(data["item"])
-        return ChangeResult(change.change_id, Outcome.APPLIED, confirmed=confirmed)
+        parsed = _parse(data["item"])
+        if parsed is None:
+            return ChangeResult(change.change_id, Outcome.APPLIED)
+        self._remember(parsed[0].item_id, parsed[1])
+        return ChangeResult(change.change_id, Outcome.APPLIED, confirmed=parsed[0])
 
     # --- the call ---------------------------------------------------------------------
 
@@ -210,8 +402,9 @@ class BaseAdapter(AccountAdapter):
                 )
                 return _answer(response, expect)
             except BaseError as error:
-                if error.code == "invalid_request" and not refreshed:
+                if error.about_token and not refreshed:
                     # Expired or revoked token (BASE does not say which): refresh, retry once.
+                    # Any other invalid_request (an uneditable item) is the item's own.
                     refreshed = True
                     log.info("BASE account %s: access token refused; refreshing", self.account)
                     await self._tokens.refreshed(token)
@@ -255,7 +448,14 @@ class BaseAdapter(AccountAdapter):
         body = json_body(response, quote=False)  # a token answer is never quoted in errors
         if response.status_code != 200:
             code, description = _error_fields(body)
-            raise RefreshRefused(code or f"HTTP {response.status_code}", description)
+            # unauthorized_client: unknown or suspended app, wrong secret (bad credentials);
+            # invalid_request / access_denied: the refresh token or the shop's user.
+            raise RefreshRefused(
+                code or f"HTTP {response.status_code}",
+                description,
+                bad_client=code == "unauthorized_client",
+                hint=REFRESH_HINT,
+            )
         try:
             return Grant(
                 access_token=str(body["access_token"]),
@@ -282,7 +482,8 @@ def _answer(response: httpx.Response, expect: str) -> dict[str, Any]:
     if not code:
         raise Transient(f"HTTP {status} without an error code")
     if status in (401, 403) and code != "invalid_scope":
-        code = "invalid_request"  # BASE uses 400, but a gateway might not
+        # BASE uses 400, but a gateway might not: a 401/403 refuses the token.
+        raise BaseError("invalid_request", description, about_token=True)
     raise BaseError(code, description)
 
 
@@ -310,24 +511,65 @@ def _edit_form(change: ChannelChange) -> tuple[dict[str, str], str | None]:
     return form, None
 
 
-def _item(raw: Any) -> ChannelItem | None:
-    """A BASE item as the protocol's ChannelItem; None when the fields are unusable."""
+def _raw_id(raw: Any) -> str:
+    try:
+        return str(int(raw["item_id"]))
+    except (KeyError, TypeError, ValueError):
+        return ""
+
+
+def _parse(raw: Any) -> tuple[ChannelItem, StockSlot] | None:
+    """A BASE item as the protocol's ChannelItem, and where its stock is written; None when
+    the fields are unusable (a malformed item is never guessed at)."""
     if not isinstance(raw, dict):
         return None
     try:
         price = raw.get("price")
-        stock = raw.get("stock")
         visible = raw.get("visible")
-        return ChannelItem(
-            item_id=str(int(raw["item_id"])),
-            sku=str(raw.get("identifier") or ""),
-            price=Decimal(str(price)) if price is not None else None,
-            visible=bool(int(visible)) if visible is not None else None,
-            quantity=int(stock) if stock is not None else None,
-            title=str(raw.get("title") or ""),
+        identifier = str(raw.get("identifier") or "")
+        quantity, slot, sku = _stock(raw, identifier)
+        return (
+            ChannelItem(
+                item_id=str(int(raw["item_id"])),
+                sku=sku,
+                price=Decimal(str(price)) if price is not None else None,
+                visible=bool(int(visible)) if visible is not None else None,
+                quantity=quantity,
+                title=str(raw.get("title") or ""),
+            ),
+            slot,
         )
     except (KeyError, TypeError, ValueError, ArithmeticError):
         return None
+
+
+def _stock(raw: dict[str, Any], identifier: str) -> tuple[int | None, StockSlot, str]:
+    """The item's stock as ecsync sees it, where it is written, and the item's code (the
+    ASIN): a plain item's ``stock``; with variations, the stock of the variation whose
+    ``variation_identifier`` is the item's identifier, or of the only variation."""
+    stock = raw.get("stock")
+    total = int(stock) if stock is not None else None
+    variations = raw.get("variations") or []
+    if not isinstance(variations, list):
+        raise TypeError("variations")
+    if not variations:
+        return total, PLAIN, identifier
+    parsed = [
+        (str(int(v["variation_id"])), int(v["variation_stock"]), v.get("variation_identifier"))
+        for v in variations
+    ]
+    if len(parsed) == 1:
+        variation_id, variation_stock, code = parsed[0]
+        return variation_stock, StockSlot(variation_id), identifier or str(code or "")
+    coded = [v for v in parsed if identifier and str(v[2] or "") == identifier]
+    if len(coded) == 1:
+        return coded[0][1], StockSlot(coded[0][0]), identifier
+    problem = (
+        f"it has {len(parsed)} variations and "
+        + ("several" if coded else "none")
+        + f" with the product code (variation_identifier) {identifier or '(none)'!r}"
+    )
+    return total, StockSlot(problem=problem), identifier
 
 
 def _deferred(change: ChannelChange, reason: str, until: datetime | None) -> ChangeResult:

@@ -52,12 +52,24 @@ class Grant:
 
 
 class RefreshRefused(Exception):
-    """The token endpoint refused the refresh token (``invalid_grant``) or the client."""
+    """The token endpoint refused the refresh token or the client.
 
-    def __init__(self, code: str, description: str = "") -> None:
+    ``bad_client``: the client itself was refused (unknown or suspended app, wrong secret:
+    BASE ``unauthorized_client``, OAuth ``invalid_client``), so no other refresh token can
+    help and the person must check client_id / client_secret. ``hint`` is the platform's
+    advice for a refused refresh token, added to the error a person reads.
+    """
+
+    def __init__(
+        self, code: str, description: str = "", *, bad_client: bool | None = None, hint: str = ""
+    ) -> None:
         super().__init__(f"{code}: {description}" if description else code)
         self.code = code
         self.description = description
+        self.bad_client = (
+            code in ("invalid_client", "unauthorized_client") if bad_client is None else bad_client
+        )
+        self.hint = hint
 
 
 Refresher = Callable[[str], Awaitable[Grant]]
@@ -243,7 +255,7 @@ class TokenManager:
             grant = await self._refresher(first)
             used = first
         except RefreshRefused as refused:
-            if refused.code == "invalid_client":
+            if refused.bad_client:
                 raise self._auth_error(refused) from None
             grant, used = await self._fallback(first, refused)
         saved = await self._store.save(grant, used)
@@ -272,12 +284,20 @@ class TokenManager:
                 return await self._refresher(candidate), candidate
             except RefreshRefused as again:
                 last = again
-                if again.code == "invalid_client":
+                if again.bad_client:
                     break
         raise self._auth_error(last) from None
 
     def _auth_error(self, refused: RefreshRefused) -> ChannelAuthError:
-        return ChannelAuthError(
-            f"{self.label}: the token endpoint refused the credentials ({refused}); "
+        if refused.bad_client:
+            return ChannelAuthError(
+                f"{self.label}: the token endpoint refused the client ({refused}); check the "
+                "account's client_id and client_secret in the config file (and that the app "
+                "is not suspended): re-authorising will not help"
+            )
+        advice = refused.hint or (
             "re-authorise the account and put the new refresh token in the config file"
+        )
+        return ChannelAuthError(
+            f"{self.label}: the token endpoint refused the refresh token ({refused}); {advice}"
         )

@@ -22,6 +22,34 @@ EBAY_DAILY_REVISIONS = 250
 CENT = Decimal("0.01")
 
 
+class BaseVariation:
+    """One variation of a BASE item: on BASE the stock lives here, and the item's ``stock``
+    is the sum of its variations' (BASE keeps it so by itself)."""
+
+    __slots__ = ("identifier", "name", "stock", "variation_id")
+
+    def __init__(self, variation_id: int, name: str, stock: int, identifier: str | None) -> None:
+        self.variation_id = variation_id
+        self.name = name
+        self.stock = stock
+        self.identifier = identifier
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "variation_id": self.variation_id,
+            "variation": self.name,
+            "variation_stock": self.stock,
+            "variation_identifier": self.identifier,
+        }
+
+
+# Why BASE refuses to edit an item through the API (``invalid_request`` on /1/items/edit).
+UNEDITABLE = {
+    "digital": "デジタルコンテンツの商品は編集できません。",
+    "clubt": "ClubTの商品は編集できません。",
+}
+
+
 class BaseItem:
     __slots__ = (
         "created",
@@ -33,6 +61,8 @@ class BaseItem:
         "price",
         "stock",
         "title",
+        "uneditable",
+        "variations",
         "visible",
     )
 
@@ -58,6 +88,25 @@ class BaseItem:
         self.created = now
         self.modified = now
         self.list_order = list_order
+        self.variations: list[BaseVariation] = []
+        self.uneditable = ""  # a key of UNEDITABLE when BASE refuses API edits of this item
+
+    def set_variations(self, variations: list[BaseVariation]) -> None:
+        """Replace the variations; the item's stock becomes their sum, as on BASE."""
+        self.variations = variations
+        if variations:
+            self.stock = sum(variation.stock for variation in variations)
+
+    def variation(self, variation_id: int) -> BaseVariation | None:
+        for variation in self.variations:
+            if variation.variation_id == variation_id:
+                return variation
+        return None
+
+    def next_variation_id(self) -> int:
+        """Variation ids are unique per shop: the item id times 100 plus a counter."""
+        used = [v.variation_id for v in self.variations]
+        return max(used, default=self.item_id * 100) + 1
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,7 +122,7 @@ class BaseItem:
             "identifier": self.identifier,
             "img1_origin": None,
             "modified": self.modified,
-            "variations": [],
+            "variations": [variation.to_json() for variation in self.variations],
         }
 
 
@@ -92,6 +141,10 @@ class BaseAccount:
         self.client_secret = f"sim-base-secret-{index}"
         self.refresh_token = f"sim-base-refresh-{index}"
         self.redirect_uri = "http://127.0.0.1/callback"
+        # Set through the control API: BASE has suspended the app (``unauthorized_client``);
+        # the seller refuses the authorisation (``error=access_denied`` on the callback).
+        self.suspended = False
+        self.deny_authorization = False
         self.items: dict[int, BaseItem] = {}
         self._by_modified: dict[int, BaseItem] = {}
         self._ordered: dict[str, list[BaseItem]] = {}
@@ -131,7 +184,12 @@ class BaseAccount:
         return items
 
     def settings(self) -> dict[str, Any]:
-        return {"hourly_limit": self.hour.limit, "daily_limit": self.day.limit}
+        return {
+            "hourly_limit": self.hour.limit,
+            "daily_limit": self.day.limit,
+            "suspended": self.suspended,
+            "deny_authorization": self.deny_authorization,
+        }
 
 
 class EbayOffer:

@@ -30,6 +30,16 @@ def sim_command(
         float,
         typer.Option("--ebay-share", help="Fraction of products listed on each eBay account."),
     ] = 0.2,
+    base_variations: Annotated[
+        float,
+        typer.Option("--base-variations", help="Fraction of BASE items with variations."),
+    ] = 0.0,
+    base_uneditable: Annotated[
+        int,
+        typer.Option(
+            "--base-uneditable", help="BASE items per shop the API cannot edit (digital)."
+        ),
+    ] = 0,
     drift: Annotated[
         float,
         typer.Option("--drift", help="Fraction of products whose offers moved since the sync."),
@@ -55,6 +65,8 @@ def sim_command(
         base_accounts=base_accounts,
         ebay_accounts=ebay_accounts,
         ebay_share=ebay_share,
+        base_variations=base_variations,
+        base_uneditable=base_uneditable,
         drift=drift,
         speed=speed,
         faults=faults,

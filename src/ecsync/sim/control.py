@@ -20,7 +20,7 @@ from ecsync.sim.faults import FaultError
 from ecsync.sim.market import Offer
 from ecsync.sim.seeding import config_text
 from ecsync.sim.state import LWA_CLIENT_ID, LWA_CLIENT_SECRET, LWA_REFRESH_TOKEN, SimState
-from ecsync.sim.thebase import apply_hand_edit
+from ecsync.sim.thebase import apply_hand_edit, control_json
 from ecsync.sim.web import BadBody, json_response, read_json
 
 log = logging.getLogger(__name__)
@@ -264,13 +264,19 @@ class Control:
         if request.method == "PATCH":
             try:
                 body = await _object(request)
-                unknown = set(body) - {"hourly_limit", "daily_limit"}
+                known = {"hourly_limit", "daily_limit", "suspended", "deny_authorization"}
+                unknown = set(body) - known
                 if unknown:
                     raise BadBody(f"unknown settings: {', '.join(sorted(unknown))}")
                 if "hourly_limit" in body:
                     account.hour.limit = _int(body, "hourly_limit")
                 if "daily_limit" in body:
                     account.day.limit = _int(body, "daily_limit")
+                for flag in ("suspended", "deny_authorization"):
+                    if flag in body:
+                        if not isinstance(body[flag], bool):
+                            raise BadBody(f"{flag}: true or false is required")
+                        setattr(account, flag, body[flag])
             except BadBody as exc:
                 return _bad(str(exc))
         return json_response({"name": account.name, **account.settings()})
@@ -279,10 +285,11 @@ class Control:
         account = self._base(request)
         if account is None:
             return _bad("unknown BASE account", 404)
-        return json_response({"items": [item.to_json() for item in account.items.values()]})
+        return json_response({"items": [control_json(item) for item in account.items.values()]})
 
     async def base_item(self, request: Request) -> Response:
-        """``DELETE`` removes the item (BASE then answers bad_item_id); ``PATCH`` hand-edits."""
+        """``DELETE`` removes the item (BASE then answers bad_item_id); ``PATCH`` hand-edits
+        (and may set ``variations`` or ``uneditable``, see ``apply_hand_edit``)."""
         account = self._base(request)
         if account is None:
             return _bad("unknown BASE account", 404)
@@ -298,7 +305,7 @@ class Control:
                 apply_hand_edit(account, item, await _object(request), self.state.clock.now())
             except (BadBody, ValueError) as exc:
                 return _bad(str(exc))
-        return json_response({"item": item.to_json()})
+        return json_response({"item": control_json(item)})
 
     # --- eBay -------------------------------------------------------------------------
 

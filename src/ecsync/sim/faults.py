@@ -8,17 +8,24 @@ Faults act on API calls only: never on the OAuth token endpoints (so a client ca
 recover) nor on the control API. ``item_error`` fails one entry of an SP-API batch
 (getItemOffersBatch, getCompetitivePricing) or of an eBay bulk update; BASE has no batch
 call, so ``base.item_error`` is accepted and has nothing to act on.
+
+``item_malformed`` is a rate of *items*, not of requests: ``base.item_malformed=0.1`` makes
+one item in ten unreadable (garbled in ``/1/items`` pages, an error from
+``/1/items/detail``) for the whole run, the same items for the same seed, so a client
+reading the account twice meets the same broken items and can never mistake them for
+deleted ones. It acts on BASE only for now (other APIs accept it and ignore it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from collections.abc import Mapping
 from typing import Any
 
 APIS = ("spapi", "base", "ebay")
-KINDS = ("throttle", "error500", "hang", "malformed", "item_error", "latency")
+KINDS = ("throttle", "error500", "hang", "malformed", "item_error", "item_malformed", "latency")
 
 
 class FaultError(ValueError):
@@ -64,6 +71,7 @@ class Faults:
     """Current fault rates and the seeded draws that apply them."""
 
     def __init__(self, seed: int) -> None:
+        self._seed = seed
         self._rng = random.Random(f"faults:{seed}")
         self.rates: dict[str, dict[str, float]] = {api: {} for api in APIS}
         self.revocations = 0
@@ -118,6 +126,15 @@ class Faults:
     def hit(self, api: str, kind: str) -> bool:
         rate = self.rates[api].get(kind, 0.0)
         return rate > 0 and self._rng.random() < rate
+
+    def item_hit(self, api: str, kind: str, key: str) -> bool:
+        """A per-item fault: decided by the seed and the item's key alone, not by a draw, so
+        the same item is hit on every request while the rate stays."""
+        rate = self.rates[api].get(kind, 0.0)
+        if rate <= 0:
+            return False
+        digest = hashlib.blake2b(f"{self._seed}:{api}:{kind}:{key}".encode(), digest_size=8)
+        return int.from_bytes(digest.digest()) / 2**64 < rate
 
     def choice(self, count: int) -> int:
         return self._rng.randrange(count)

@@ -17,6 +17,8 @@ class SimOptions:
     base_accounts: int = 1
     ebay_accounts: int = 1
     ebay_share: float = 0.2
+    base_variations: float = 0.0  # share of BASE items given variations (see base_seeding)
+    base_uneditable: int = 0  # BASE items per shop the API cannot edit (digital, ClubT)
     drift: float = 0.1
     speed: float = 1.0
     faults: str = ""
@@ -30,6 +32,10 @@ class SimOptions:
             raise ValueError("--base-accounts and --ebay-accounts must be 0 or more")
         if not 0 <= self.ebay_share <= 1:
             raise ValueError("--ebay-share must be between 0 and 1")
+        if not 0 <= self.base_variations <= 1:
+            raise ValueError("--base-variations must be between 0 and 1")
+        if self.base_uneditable < 0:
+            raise ValueError("--base-uneditable must be 0 or more")
         if not 0 <= self.drift <= 1:
             raise ValueError("--drift must be between 0 and 1")
         if self.speed <= 0:

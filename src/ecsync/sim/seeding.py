@@ -20,6 +20,7 @@ from ecsync.config import OfferRules, PricingStrategy, default_strategies
 from ecsync.domain.pricing import price_listing
 from ecsync.domain.quotes import quote_from_payload
 from ecsync.sim import payloads
+from ecsync.sim.base_seeding import seed_base_shapes
 from ecsync.sim.channels import BaseAccount, BaseItem, EbayAccount, EbayOffer, price_to_cents
 from ecsync.sim.clock import SimClock
 from ecsync.sim.faults import Faults, parse_fault_spec
@@ -60,6 +61,7 @@ def build_state(options: SimOptions, clock: SimClock | None = None) -> SimState:
     )
     state.register_refresh_tokens()
     seed_channels(state)
+    seed_base_shapes(state)
     moved = market.step(options.drift, drift_seed(options.seed)) if options.drift else {}
     state.seeding = {"drift": moved}
     log.info(

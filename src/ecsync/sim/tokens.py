@@ -40,6 +40,12 @@ class TokenStore:
             return None
         return subject
 
+    def expired(self, token: str, now: float) -> bool:
+        """Whether ``token`` is known but past its expiry (BASE words the two refusals
+        differently); ``check`` forgets an expired token, so ask this first."""
+        entry = self._tokens.get(token)
+        return entry is not None and now >= entry[1]
+
     def revoke(self, token: str) -> None:
         self._tokens.pop(token, None)
 
