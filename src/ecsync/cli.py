@@ -18,6 +18,7 @@ from rich.table import Table
 
 from ecsync import __version__
 from ecsync.app import App, configure_logging, open_app
+from ecsync.channels.kinds import kind_names
 from ecsync.clock import Stop
 from ecsync.config import Settings, load_settings, require_credentials
 from ecsync.domain.plan import ChangeStatus, PlannedChange
@@ -270,22 +271,41 @@ def pull(
             raise UsageError(f"pull: unknown account {account!r} (known: {known})")
         names = [account] if account else [a.name for a in configured.values() if a.active]
         require_credentials(application.settings, names, amazon=False)
-        outcomes = run_with_stop(lambda stop: pull_accounts(application, names, stop))
+        report = run_with_stop(lambda stop: pull_accounts(application, names, stop))
     table = Table(title="pulled")
-    for column in ("account", "items", "added", "updated", "skipped"):
+    columns = ("account", "items", "added", "changed", "unchanged", "gone", "skipped", "unread")
+    for column in columns:
         table.add_column(column, justify="left" if column == "account" else "right")
-    for outcome in outcomes:
+    for outcome in report.outcomes:
         table.add_row(
             outcome.account,
             str(outcome.items),
             str(outcome.added),
-            str(outcome.updated),
+            str(outcome.changed),
+            str(outcome.unchanged),
+            str(outcome.gone),
             str(len(outcome.skipped)),
+            str(outcome.problems),
         )
     out.print(table)
-    for outcome in outcomes:
+    for outcome in report.outcomes:
         for problem in outcome.skipped[:20]:
             err.print(f"{outcome.account}: skipped {problem}", markup=False, highlight=False)
+        if outcome.problems:
+            err.print(
+                f"{outcome.account}: partial read: {outcome.problems} items could not be read "
+                "(see the log); nothing was retired by absence",
+                markup=False,
+                highlight=False,
+            )
+    if report.failed:
+        for name, reason in report.failed.items():
+            err.print(f"{name}: not pulled: {reason}", markup=False, highlight=False)
+        done = [o.account for o in report.outcomes]
+        raise EcsyncError(
+            f"pull failed for {', '.join(report.failed)}"
+            + (f"; {', '.join(done)} pulled and saved" if done else "")
+        )
 
 
 @app.command()
@@ -309,7 +329,7 @@ def sync(
     """Run one cycle now."""
     with _opened() as application:
         scope = Scope(
-            platforms=_split(platforms, "--platforms", allowed=("base", "ebay")),
+            platforms=_split(platforms, "--platforms", allowed=kind_names()),
             accounts=_split(
                 accounts, "--accounts", allowed=tuple(a.name for a in application.settings.accounts)
             ),
