@@ -25,7 +25,7 @@ from ecsync.domain.plan import ChangeStatus, PlannedChange
 from ecsync.engine.collect import Scope
 from ecsync.engine.cycle import CycleOptions, CycleRunner, CycleSummary
 from ecsync.engine.plan import money
-from ecsync.engine.pull import pull_accounts
+from ecsync.engine.pull import PullReport, pull_accounts
 from ecsync.engine.runtime import run_with_stop
 from ecsync.errors import EcsyncError, ImportRejected, UsageError
 from ecsync.listings_csv import parse_listings_csv
@@ -260,8 +260,12 @@ def _cell(value: Any) -> str:
 def pull(
     account: Annotated[str | None, typer.Option("--account", help="Account name.")] = None,
     all_accounts: Annotated[bool, typer.Option("--all", help="Every active account.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
-    """Import a channel account's existing items as listings, with their current state."""
+    """Import a channel account's existing items as listings, with their current state.
+
+    Exits 1 naming the accounts that could not be read; the others are imported anyway.
+    """
     if bool(account) == all_accounts:
         raise UsageError("pull: give either --account NAME or --all")
     with _opened() as application:
@@ -272,6 +276,41 @@ def pull(
         names = [account] if account else [a.name for a in configured.values() if a.active]
         require_credentials(application.settings, names, amazon=False)
         report = run_with_stop(lambda stop: pull_accounts(application, names, stop))
+    if as_json:
+        out.print_json(dumps(_pull_json(report)))
+    else:
+        _print_pull(report)
+    if report.failed:
+        for name, reason in report.failed.items():
+            err.print(f"{name}: not pulled: {reason}", markup=False, highlight=False)
+        done = [o.account for o in report.outcomes]
+        raise EcsyncError(
+            f"pull failed for {', '.join(report.failed)}"
+            + (f"; {', '.join(done)} pulled and saved" if done else "")
+        )
+
+
+def _pull_json(report: PullReport) -> dict[str, Any]:
+    return {
+        "accounts": [
+            {
+                "account": o.account,
+                "items": o.items,
+                "added": o.added,
+                "changed": o.changed,
+                "unchanged": o.unchanged,
+                "gone": o.gone,
+                "skipped": o.skipped,
+                "unread": o.problems,
+                "calls": report.calls.get(o.account, 0),
+            }
+            for o in report.outcomes
+        ],
+        "failed": report.failed,
+    }
+
+
+def _print_pull(report: PullReport) -> None:
     table = Table(title="pulled")
     columns = ("account", "items", "added", "changed", "unchanged", "gone", "skipped", "unread")
     for column in columns:
@@ -298,14 +337,6 @@ def pull(
                 markup=False,
                 highlight=False,
             )
-    if report.failed:
-        for name, reason in report.failed.items():
-            err.print(f"{name}: not pulled: {reason}", markup=False, highlight=False)
-        done = [o.account for o in report.outcomes]
-        raise EcsyncError(
-            f"pull failed for {', '.join(report.failed)}"
-            + (f"; {', '.join(done)} pulled and saved" if done else "")
-        )
 
 
 @app.command()
