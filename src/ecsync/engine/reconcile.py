@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ecsync.channels.protocol import ChannelAdapter
@@ -279,25 +279,24 @@ def _retire(
         return 0
     addr = addressing(account.platform)
     seen_asins = set(seen)
-    gone = 0
-    ids_all = list(
-        session.scalars(
-            select(Listing.id).where(Listing.account_id == account.id, Listing.status == "listed")
+    rows = session.execute(
+        select(Listing.id, Listing.asin, Listing.item_id, Listing.sku, Listing.offer_id).where(
+            Listing.account_id == account.id, Listing.status == "listed"
         )
     )
-    for start in range(0, len(ids_all), CHUNK):
-        rows = session.scalars(
-            select(Listing).where(Listing.id.in_(ids_all[start : start + CHUNK]))
+    retired = [
+        listing_id
+        for listing_id, asin, item_id, sku, offer_id in rows
+        if (read.complete and asin not in seen_asins)
+        or addr.positively_gone(ListingIds(item_id, sku or asin, offer_id), read)
+    ]
+    for start in range(0, len(retired), CHUNK):
+        session.execute(
+            update(Listing)
+            .where(Listing.id.in_(retired[start : start + CHUNK]))
+            .values(status="gone", updated_at=now)
         )
-        for listing in rows:
-            positive = addr.positively_gone(_ids(listing), read)
-            absent = read.complete and listing.asin not in seen_asins
-            if positive or absent:
-                listing.status = "gone"
-                listing.updated_at = now
-                gone += 1
-        session.flush()
-        session.expunge_all()
+    gone = len(retired)
     if gone:
         log.warning(
             "%s: %d listings no longer exist on the channel: marked gone", account.name, gone
