@@ -14,13 +14,28 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
 
+from ecsync.app import open_app
 from ecsync.channels.http import HttpOptions
 from ecsync.channels.kinds import ChannelKind, ItemIdAddressing, register_kind, unregister_kind
 from ecsync.clock import Clock, Stop
-from ecsync.config import AccountSettings
-from ecsync.ports import Budget, ChangeResult, ChannelChange, ChannelItem, ChannelRead, Outcome
+from ecsync.config import AccountSettings, load_settings
+from ecsync.engine.collect import Scope
+from ecsync.engine.cycle import CycleOptions, CycleRunner, CycleSummary
+from ecsync.engine.runtime import run_with_stop
+from ecsync.ports import (
+    Budget,
+    ChangeResult,
+    ChannelChange,
+    ChannelItem,
+    ChannelRead,
+    Outcome,
+    ReadProblem,
+)
 from ecsync.store.runner import DbRunner
+from ecsync.store.schema import Account, Listing
 from tests.conftest import CliResult
 from tests.integration.conftest import Shop
 
@@ -41,6 +56,7 @@ class Shelf:
 
     items: dict[str, ShelfItem] = field(default_factory=dict)
     writes: list[str] = field(default_factory=list)
+    unreadable: set[str] = field(default_factory=set)  # items a read fails on
 
 
 class ShelfAdapter:
@@ -62,7 +78,10 @@ class ShelfAdapter:
 
     async def read(self) -> ChannelRead:
         items = [item async for item in self.read_items()]
-        return ChannelRead(items, calls=1)
+        problems = [ReadProblem(f"item {i.item_id}", "503 busy") for i in items]
+        problems = [p for p in problems if p.where[5:] in self._shelf.unreadable]
+        readable = [item for item in items if item.item_id not in self._shelf.unreadable]
+        return ChannelRead(readable, problems=problems, calls=1)
 
     async def apply(self, changes: Sequence[ChannelChange]) -> list[ChangeResult]:
         self._calls += 1
@@ -126,9 +145,10 @@ def shelf() -> Iterator[Shelf]:
     unregister_kind("shelf")
 
 
-def test_a_registered_third_kind_runs_a_whole_cycle(
+def _shelf_shop(
     make_shop: Callable[..., Shop], cli: Callable[..., CliResult], shelf: Shelf
-) -> None:
+) -> Shop:
+    """A simulator shop with a ``shelf-1`` account of three items imported by CSV."""
     shop = make_shop(products=20, base_accounts=1, ebay_accounts=0)
     for asin, price in IN_STOCK.items():
         offer = {"price": price, "fba": True, "prime": True}
@@ -155,7 +175,25 @@ def test_a_registered_third_kind_runs_a_whole_cycle(
     )
     imported = cli("import", str(csv))
     assert imported.code == 0, imported.err
+    return shop
 
+
+def _statuses(shop: Shop) -> dict[str, str]:
+    engine = create_engine(f"sqlite:///{shop.dir / 'ecsync.db'}")
+    with Session(engine) as session:
+        rows = session.execute(
+            select(Listing.item_id, Listing.status)
+            .join(Account, Account.id == Listing.account_id)
+            .where(Account.name == "shelf-1")
+        ).all()
+    engine.dispose()
+    return {item_id: status for item_id, status in rows}
+
+
+def test_a_registered_third_kind_runs_a_whole_cycle(
+    make_shop: Callable[..., Shop], cli: Callable[..., CliResult], shelf: Shelf
+) -> None:
+    _shelf_shop(make_shop, cli, shelf)
     result = cli("sync", "--json", "--accounts", "shelf-1")
     assert result.code == 0, result.err
     summary = json.loads(result.out)
@@ -172,3 +210,36 @@ def test_a_registered_third_kind_runs_a_whole_cycle(
     status = cli("status", "--json")
     assert status.code == 0, status.err
     assert "shelf-1" in status.out
+
+
+def _cycle(shop: Shop) -> CycleSummary:
+    """One cycle of the shelf account with a reconcile forced, as the daemon runs it."""
+    app = open_app(load_settings(shop.config))
+    try:
+        options = CycleOptions(scope=Scope(accounts=("shelf-1",)), reconcile=True)
+        return run_with_stop(lambda stop: CycleRunner(app, stop).run(options))
+    finally:
+        app.close()
+
+
+def test_a_partial_read_retires_nothing_and_a_complete_one_does(
+    make_shop: Callable[..., Shop], cli: Callable[..., CliResult], shelf: Shelf
+) -> None:
+    shop = _shelf_shop(make_shop, cli, shelf)
+    first = cli("sync", "--json", "--accounts", "shelf-1")
+    assert first.code == 0 and json.loads(first.out)["status"] == "ok", first.err
+    writes = len(shelf.writes)
+
+    del shelf.items["s3"]  # deleted on the channel (and needs no push: it was right)...
+    shelf.unreadable = {"s1"}  # ...while the read of s1 fails
+    partial = _cycle(shop)
+    assert partial.extra["reconcile_partial"] == {"shelf-1": 1}
+    assert partial.extra["reconciled"]["shelf-1"]["gone"] == 0
+    assert _statuses(shop) == {"s1": "listed", "s2": "listed", "s3": "listed"}
+    assert len(shelf.writes) == writes  # nothing re-sent on account of the failed read
+
+    shelf.unreadable = set()
+    complete = _cycle(shop)
+    assert "reconcile_partial" not in complete.extra
+    assert complete.extra["reconciled"]["shelf-1"]["gone"] == 1
+    assert _statuses(shop) == {"s1": "listed", "s2": "listed", "s3": "gone"}
