@@ -194,12 +194,8 @@ class AccountSettings(_Section):
     def _platform(cls, value: str) -> str:
         known = _kind_names()
         if value not in known:
-            quoted = [repr(name) for name in known]
-            listed = (
-                " or ".join(quoted)
-                if len(quoted) < 3
-                else (", ".join(quoted[:-1]) + " or " + quoted[-1])
-            )
+            *head, last = [repr(name) for name in known]
+            listed = f"{', '.join(head)} or {last}" if head else last
             raise ValueError(f"must be {listed}")
         return value
 
