@@ -81,3 +81,17 @@ def test_pull_again_reports_only_the_items_that_changed(
     row = third["accounts"][0]
     assert (row["added"], row["changed"], row["unchanged"]) == (0, 1, len(items) - 1)
     assert row["calls"] >= 1
+
+
+def test_an_item_deleted_on_the_channel_is_retired_by_the_next_complete_read(
+    make_shop: Callable[..., Shop], cli: Callable[..., CliResult]
+) -> None:
+    shop = make_shop(products=40, base_accounts=1, ebay_accounts=0)
+    assert _pull(cli, "--account", "base-1")[0] == 0
+    items = shop.sim("GET", "/_sim/base/base-1/items")["items"]
+    shop.sim("DELETE", f"/_sim/base/base-1/items/{items[0]['item_id']}")
+    code, report, _ = _pull(cli, "--account", "base-1")
+    assert code == 0
+    row = report["accounts"][0]
+    assert (row["gone"], row["unread"], row["unchanged"]) == (1, 0, len(items) - 1)
+    assert _counts(shop) == {"base-1": len(items) - 1}
