@@ -18,13 +18,14 @@ from rich.table import Table
 
 from ecsync import __version__
 from ecsync.app import App, configure_logging, open_app
+from ecsync.channels.kinds import kind_names
 from ecsync.clock import Stop
 from ecsync.config import Settings, load_settings, require_credentials
 from ecsync.domain.plan import ChangeStatus, PlannedChange
 from ecsync.engine.collect import Scope
 from ecsync.engine.cycle import CycleOptions, CycleRunner, CycleSummary
 from ecsync.engine.plan import money
-from ecsync.engine.pull import pull_accounts
+from ecsync.engine.pull import PullReport, pull_accounts
 from ecsync.engine.runtime import run_with_stop
 from ecsync.errors import EcsyncError, ImportRejected, UsageError
 from ecsync.listings_csv import parse_listings_csv
@@ -259,8 +260,12 @@ def _cell(value: Any) -> str:
 def pull(
     account: Annotated[str | None, typer.Option("--account", help="Account name.")] = None,
     all_accounts: Annotated[bool, typer.Option("--all", help="Every active account.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
-    """Import a channel account's existing items as listings, with their current state."""
+    """Import a channel account's existing items as listings, with their current state.
+
+    Exits 1 naming the accounts that could not be read; the others are imported anyway.
+    """
     if bool(account) == all_accounts:
         raise UsageError("pull: give either --account NAME or --all")
     with _opened() as application:
@@ -270,22 +275,68 @@ def pull(
             raise UsageError(f"pull: unknown account {account!r} (known: {known})")
         names = [account] if account else [a.name for a in configured.values() if a.active]
         require_credentials(application.settings, names, amazon=False)
-        outcomes = run_with_stop(lambda stop: pull_accounts(application, names, stop))
+        report = run_with_stop(lambda stop: pull_accounts(application, names, stop))
+    if as_json:
+        out.print_json(dumps(_pull_json(report)))
+    else:
+        _print_pull(report)
+    if report.failed:
+        for name, reason in report.failed.items():
+            err.print(f"{name}: not pulled: {reason}", markup=False, highlight=False)
+        done = [o.account for o in report.outcomes]
+        raise EcsyncError(
+            f"pull failed for {', '.join(report.failed)}"
+            + (f"; {', '.join(done)} pulled and saved" if done else "")
+        )
+
+
+def _pull_json(report: PullReport) -> dict[str, Any]:
+    return {
+        "accounts": [
+            {
+                "account": o.account,
+                "items": o.items,
+                "added": o.added,
+                "changed": o.changed,
+                "unchanged": o.unchanged,
+                "gone": o.gone,
+                "skipped": o.skipped,
+                "unread": o.problems,
+                "calls": report.calls.get(o.account, 0),
+            }
+            for o in report.outcomes
+        ],
+        "failed": report.failed,
+    }
+
+
+def _print_pull(report: PullReport) -> None:
     table = Table(title="pulled")
-    for column in ("account", "items", "added", "updated", "skipped"):
+    columns = ("account", "items", "added", "changed", "unchanged", "gone", "skipped", "unread")
+    for column in columns:
         table.add_column(column, justify="left" if column == "account" else "right")
-    for outcome in outcomes:
+    for outcome in report.outcomes:
         table.add_row(
             outcome.account,
             str(outcome.items),
             str(outcome.added),
-            str(outcome.updated),
+            str(outcome.changed),
+            str(outcome.unchanged),
+            str(outcome.gone),
             str(len(outcome.skipped)),
+            str(outcome.problems),
         )
     out.print(table)
-    for outcome in outcomes:
+    for outcome in report.outcomes:
         for problem in outcome.skipped[:20]:
             err.print(f"{outcome.account}: skipped {problem}", markup=False, highlight=False)
+        if outcome.problems:
+            err.print(
+                f"{outcome.account}: partial read: {outcome.problems} items could not be read "
+                "(see the log); nothing was retired by absence",
+                markup=False,
+                highlight=False,
+            )
 
 
 @app.command()
@@ -309,7 +360,7 @@ def sync(
     """Run one cycle now."""
     with _opened() as application:
         scope = Scope(
-            platforms=_split(platforms, "--platforms", allowed=("base", "ebay")),
+            platforms=_split(platforms, "--platforms", allowed=kind_names()),
             accounts=_split(
                 accounts, "--accounts", allowed=tuple(a.name for a in application.settings.accounts)
             ),

@@ -15,7 +15,7 @@ import tomllib
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -30,6 +30,9 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ecsync.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ecsync.channels.kinds import ChannelKind
 
 DEFAULT_CONFIG_NAME = "ecsync.toml"
 CONFIG_ENV = "ECSYNC_CONFIG"
@@ -127,6 +130,12 @@ class PricingStrategy(_Section):
             return {**data, "round_to": Decimal("0.01")}
         return data
 
+    @property
+    def currency(self) -> str:
+        """The currency this strategy prices in: the eBay formula converts to USD, the rest
+        stay in yen. An account may use it only on a platform listing in that currency."""
+        return "USD" if self.kind == "ebay_formula" else "JPY"
+
     @model_validator(mode="after")
     def _sane(self) -> PricingStrategy:
         if self.round_to <= 0:
@@ -211,30 +220,40 @@ class AccountSettings(_Section):
     @field_validator("platform")
     @classmethod
     def _platform(cls, value: str) -> str:
-        if value not in ("base", "ebay"):
-            raise ValueError("must be 'base' or 'ebay'")
+        known = _kind_names()
+        if value not in known:
+            *head, last = [repr(name) for name in known]
+            listed = f"{', '.join(head)} or {last}" if head else last
+            raise ValueError(f"must be {listed}")
         return value
 
     @model_validator(mode="after")
     def _defaults(self) -> AccountSettings:
-        # Frozen model: fill platform defaults through object.__setattr__ once, at load.
+        # Frozen model: fill the channel kind's defaults through object.__setattr__ once.
+        kind = _kind(self.platform)
         if not self.endpoint:
-            default = (
-                "https://api.thebase.in" if self.platform == "base" else "https://api.ebay.com"
-            )
-            object.__setattr__(self, "endpoint", default)
+            object.__setattr__(self, "endpoint", kind.default_endpoint)
         if not self.pricing:
-            object.__setattr__(
-                self, "pricing", "markup" if self.platform == "base" else "ebay_formula"
-            )
+            object.__setattr__(self, "pricing", kind.default_pricing)
         if self.min_change is None:
-            default_change = Decimal(10) if self.platform == "base" else Decimal("0.10")
-            object.__setattr__(self, "min_change", default_change)
+            object.__setattr__(self, "min_change", kind.min_change)
         return self
 
     @property
     def currency(self) -> str:
-        return "JPY" if self.platform == "base" else "USD"
+        return _kind(self.platform).currency
+
+
+def _kind_names() -> tuple[str, ...]:
+    from ecsync.channels.kinds import kind_names  # registers BASE and eBay on first use
+
+    return kind_names()
+
+
+def _kind(platform: str) -> ChannelKind:
+    from ecsync.channels.kinds import channel_kind
+
+    return channel_kind(platform)
 
 
 class GuardSettings(_Section):
@@ -342,13 +361,17 @@ def _cross_check(settings: Settings) -> None:
                 f"{where}: accounts[{index}].pricing: unknown pricing strategy "
                 f"{account.pricing!r} (known: {known})"
             )
-        usd = strategies[account.pricing].kind == "ebay_formula"
-        if usd != (account.platform == "ebay"):
+        prices_in = strategies[account.pricing].currency
+        if prices_in != account.currency:
             raise ConfigError(
                 f"{where}: accounts[{index}].pricing: strategy {account.pricing!r} prices in "
-                f"{'USD' if usd else 'yen'} but {account.platform} lists in "
-                f"{'USD' if account.platform == 'ebay' else 'yen'}"
+                f"{_money_name(prices_in)} but {account.platform} lists in "
+                f"{_money_name(account.currency)}"
             )
+
+
+def _money_name(currency: str) -> str:
+    return "yen" if currency == "JPY" else currency
 
 
 def config_path_from(explicit: str | Path | None) -> Path:

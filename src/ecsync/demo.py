@@ -23,6 +23,7 @@ from ecsync.engine.fetch import FetchObserver
 from ecsync.engine.pull import pull_accounts
 from ecsync.engine.reconcile import PullOutcome
 from ecsync.engine.runtime import run_with_stop
+from ecsync.errors import EcsyncError
 from ecsync.sim.server import SimOptions, running_simulator
 
 DEMO_DIR = Path("ecsync-demo")
@@ -69,7 +70,10 @@ def run_demo(
         try:
             names = [a.name for a in settings.accounts]
             on_step(f"demo shop in {directory}/: accounts {', '.join(names)}")
-            pulled = run_with_stop(lambda stop: pull_accounts(app, names, stop))
+            report = run_with_stop(lambda stop: pull_accounts(app, names, stop))
+            if report.failed:
+                raise EcsyncError(f"demo: pull failed for {', '.join(report.failed)}")
+            pulled = report.outcomes
             on_step(
                 "pulled "
                 + ", ".join(f"{p.items} items from {p.account}" for p in pulled)

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ecsync.channels.kinds import channel_kind, kind_names
+
 REQUIRED_COLUMNS = ("platform", "account", "asin", "item_id", "sku")
-PLATFORMS = ("base", "ebay")
 ASIN_PATTERN = re.compile(r"[A-Z0-9]{10}")
 
 
@@ -113,18 +114,21 @@ def _check_row(values: Mapping[str, str], accounts: Mapping[str, str]) -> list[s
         if not values[column]
     ]
     platform, account, asin = values["platform"], values["account"], values["asin"]
-    if platform and platform not in PLATFORMS:
-        problems.append(f"unknown platform {platform!r} (must be 'base' or 'ebay')")
+    platforms = kind_names()
+    if platform and platform not in platforms:
+        known = " or ".join(repr(name) for name in platforms)
+        problems.append(f"unknown platform {platform!r} (must be {known})")
     if account:
         if account not in accounts:
             known = ", ".join(sorted(accounts)) or "none configured"
             problems.append(f"unknown account {account!r} (known: {known})")
-        elif platform in PLATFORMS and accounts[account] != platform:
+        elif platform in platforms and accounts[account] != platform:
             problems.append(
                 f"account {account!r} is a {accounts[account]} account, the row says {platform!r}"
             )
     if asin and not ASIN_PATTERN.fullmatch(asin):
         problems.append(f"ASIN {asin!r} is not 10 characters of A-Z and 0-9")
-    if platform == "ebay" and not values["sku"]:
-        problems.append("empty required field 'sku' (eBay offers are found by SKU)")
+    if platform in platforms and channel_kind(platform).requires_sku and not values["sku"]:
+        label = channel_kind(platform).label
+        problems.append(f"empty required field 'sku' ({label} offers are found by SKU)")
     return problems

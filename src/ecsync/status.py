@@ -25,8 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ecsync.channels.budget import Window
-from ecsync.channels.ebay import ebay_windows
-from ecsync.channels.thebase import base_windows
+from ecsync.channels.kinds import channel_kind
 from ecsync.config import Settings
 from ecsync.lock import Holder, read_holder
 from ecsync.store.schema import Account, ApiUsage, Change, Cycle, Lease, Listing, Product
@@ -320,10 +319,7 @@ def _windows(settings: Settings, platform: str, account: str) -> list[Window]:
         configured = settings.account(account)
     except KeyError:
         return []
-    scale = settings.runtime.time_scale
-    if platform == "base":
-        return base_windows(configured, scale)
-    return ebay_windows(configured, scale)
+    return channel_kind(platform).windows(configured, settings.runtime.time_scale)
 
 
 def budget_view(session: Session, settings: Settings, now: datetime) -> dict[str, dict[str, Any]]:

@@ -1,7 +1,8 @@
 """Sales-channel adapters behind one protocol (``protocol.py``): BASE and eBay.
 
 The engine asks :func:`open_adapter` for an account's adapter and knows nothing else about
-the channel: auth and token rotation, paging, batching and call budgets stay inside.
+the channel: auth and token rotation, paging, batching and call budgets stay inside. Each
+channel kind is registered once in ``kinds.py``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ from ecsync.channels.errors import (
     ChannelUnavailable,
 )
 from ecsync.channels.http import HttpOptions
+from ecsync.channels.kinds import ChannelKind, channel_kind, kind_names, register_kind
 from ecsync.channels.protocol import (
     Budget,
     ChangeResult,
     ChannelAdapter,
     ChannelChange,
     ChannelItem,
+    ChannelRead,
     Outcome,
+    ReadProblem,
 )
 from ecsync.channels.thebase import BaseAdapter
 from ecsync.clock import Clock, Stop
@@ -38,13 +42,19 @@ __all__ = [
     "ChannelChange",
     "ChannelError",
     "ChannelItem",
+    "ChannelKind",
+    "ChannelRead",
     "ChannelRefused",
     "ChannelUnavailable",
     "EbayAdapter",
     "HttpOptions",
     "Outcome",
+    "ReadProblem",
+    "channel_kind",
+    "kind_names",
     "open_account",
     "open_adapter",
+    "register_kind",
 ]
 
 
@@ -61,11 +71,11 @@ def open_adapter(
     ``options`` (timeouts, retries, parallelism) default to values that suit the real APIs;
     tests pass short ones.
     """
-    if account.platform == "base":
-        return BaseAdapter(account, db, stop, clock, options=options)
-    if account.platform == "ebay":
-        return EbayAdapter(account, db, stop, clock, options=options)
-    raise ValueError(f"account {account.name!r}: unknown platform {account.platform!r}")
+    try:
+        kind = channel_kind(account.platform)
+    except ValueError as exc:
+        raise ValueError(f"account {account.name!r}: {exc}") from None
+    return kind.open(account, db, stop, clock, options)
 
 
 def open_account(

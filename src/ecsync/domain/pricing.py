@@ -37,8 +37,8 @@ class PriceDecision:
 
 
 def listing_currency(strategy: PricingStrategy) -> str:
-    """The currency a strategy prices in: the eBay formula converts to USD, the rest stay JPY."""
-    return "USD" if strategy.kind == "ebay_formula" else "JPY"
+    """The currency a strategy prices in (decided once, by ``PricingStrategy.currency``)."""
+    return strategy.currency
 
 
 def price_listing(

@@ -18,12 +18,12 @@ from decimal import Decimal
 
 from ecsync.config import AccountSettings, PricingStrategy
 from ecsync.domain.model import (
-    BASE,
-    CURRENCY,
     ListingState,
     QuoteStatus,
     check_platform,
+    currency_of,
     hidden,
+    platform_traits,
 )
 from ecsync.domain.pricing import listing_currency, price_listing
 from ecsync.domain.quotes import Quote
@@ -88,9 +88,9 @@ def desired_state(
     ``now``, ``quote.fetched_at`` and ``listed_since`` must all be aware (or all naive).
     """
     platform = check_platform(account.platform)
-    if listing_currency(strategy) != CURRENCY[platform]:
+    if listing_currency(strategy) != currency_of(platform):
         raise ValueError(
-            f"account {account.name!r} lists in {CURRENCY[platform]} but its pricing strategy "
+            f"account {account.name!r} lists in {currency_of(platform)} but its pricing strategy "
             f"{strategy.kind!r} prices in {listing_currency(strategy)}"
         )
     stale_after = account.stale_after or default_stale_after
@@ -141,9 +141,10 @@ def desired_state(
 def _on_sale(
     platform: str, account: AccountSettings, confirmed: ListingState, price: Decimal | None
 ) -> ListingState:
-    """BASE: shown with at least the restock quantity (restores an item sold out on BASE);
-    eBay: exactly the restock quantity (the source's real quantity is never known)."""
-    if platform == BASE:
+    """Hidden by a flag (BASE): shown, with at least the restock quantity (restores an item
+    sold out there); hidden by quantity (eBay): exactly the restock quantity (the source's
+    real quantity is never known)."""
+    if platform_traits(platform).hides_with == "visible":
         quantity = max(confirmed.quantity or 0, account.restock_quantity)
         return ListingState(price=price, visible=True, quantity=quantity)
     return ListingState(price=price, visible=confirmed.visible, quantity=account.restock_quantity)

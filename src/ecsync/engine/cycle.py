@@ -261,18 +261,24 @@ class CycleRunner:
             now = self._now()
             outcome = await self._db.run(functools.partial(_reconcile_one, result=result, now=now))
             log.info(
-                "%s: reconciled %d items in %d calls: %d drifted, %d gone",
+                "%s: reconciled %d items in %d calls: %d drifted, %d gone%s",
                 outcome.account,
                 outcome.items,
                 result.calls,
                 outcome.drifted,
                 outcome.gone,
+                "" if outcome.complete else f" (partial read: {outcome.problems} problems)",
             )
             summary.extra.setdefault("reconciled", {})[outcome.account] = {
                 "items": outcome.items,
                 "drifted": outcome.drifted,
                 "gone": outcome.gone,
             }
+            if not outcome.complete:
+                # Partial: what was read is refreshed, nothing was retired by its absence.
+                summary.extra.setdefault("reconcile_partial", {})[outcome.account] = (
+                    outcome.problems
+                )
 
         await asyncio.gather(*(one(adapter) for adapter in adapters))
 

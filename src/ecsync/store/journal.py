@@ -15,9 +15,9 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ecsync.channels.protocol import ChangeResult, ChannelChange, ChannelItem, Outcome
 from ecsync.domain.model import ListingState
 from ecsync.domain.plan import PlannedChange
+from ecsync.ports import ChangeResult, ChannelChange, ChannelItem, ListingIds, Outcome, addressing
 from ecsync.store.schema import Account, Change, Cycle, Listing
 
 OPEN = ("planned", "sent")
@@ -161,12 +161,13 @@ def _same_move(row: Change, planned: PlannedChange) -> bool:
 def _channel_change(
     change_id: int, platform: str, listing: Listing, planned: PlannedChange
 ) -> ChannelChange:
+    """The change as its channel addresses it: the channel kind picks the id (ports)."""
     old, new = planned.old, planned.new
-    item_id = listing.item_id if platform == "base" else (listing.offer_id or "")
+    ids = ListingIds(listing.item_id, listing.sku or listing.asin, listing.offer_id)
     return ChannelChange(
         change_id=change_id,
-        item_id=item_id,
-        sku=listing.sku or listing.asin,
+        item_id=addressing(platform).change_item_id(ids),
+        sku=ids.sku,
         price=new.price if new.price != old.price else None,
         visible=new.visible if new.visible != old.visible else None,
         quantity=new.quantity if new.quantity != old.quantity else None,
