@@ -8,17 +8,42 @@ Faults act on API calls only: never on the OAuth token endpoints (so a client ca
 recover) nor on the control API. ``item_error`` fails one entry of an SP-API batch
 (getItemOffersBatch, getCompetitivePricing) or of an eBay bulk update; BASE has no batch
 call, so ``base.item_error`` is accepted and has nothing to act on.
+
+Kinds for eBay only (accepted for every API, acting on eBay alone):
+
+- ``read_refused``: single item reads (``GET /offer?sku=``, ``GET /offer/{offerId}``) of
+  that share of SKUs answer 403 (errorId 1100, access denied) or 400 (errorId 25709): an
+  error, never the 404 / 25713 that says the offer is gone. The SKUs are a deterministic
+  draw from the seed and the SKU, so the same ones stay refused while the fault is on.
+- ``task_failed``: that share of Sell Feed report tasks end ``FAILED`` (nothing to download).
+- ``task_partial``: that share of report tasks end ``COMPLETED_WITH_ERROR``; their report
+  leaves out about one listing in ten.
+
+The other eBay faults (throttle, error500, hang, malformed, latency) apply to the Sell
+Feed API calls as to the Inventory API calls; ``malformed`` on a report download answers a
+truncated zip.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from collections.abc import Mapping
 from typing import Any
 
 APIS = ("spapi", "base", "ebay")
-KINDS = ("throttle", "error500", "hang", "malformed", "item_error", "latency")
+KINDS = (
+    "throttle",
+    "error500",
+    "hang",
+    "malformed",
+    "item_error",
+    "latency",
+    "read_refused",
+    "task_failed",
+    "task_partial",
+)
 
 
 class FaultError(ValueError):
@@ -64,6 +89,7 @@ class Faults:
     """Current fault rates and the seeded draws that apply them."""
 
     def __init__(self, seed: int) -> None:
+        self._seed = seed
         self._rng = random.Random(f"faults:{seed}")
         self.rates: dict[str, dict[str, float]] = {api: {} for api in APIS}
         self.revocations = 0
@@ -118,6 +144,17 @@ class Faults:
     def hit(self, api: str, kind: str) -> bool:
         rate = self.rates[api].get(kind, 0.0)
         return rate > 0 and self._rng.random() < rate
+
+    def refused(self, api: str, kind: str, key: str) -> float | None:
+        """A per-key draw: the key's fixed point in [0, 1) if it falls under the rate, else
+        None. Unlike ``hit``, the same key gets the same answer for as long as the rate
+        stays, whatever other requests came in between."""
+        rate = self.rates[api].get(kind, 0.0)
+        if rate <= 0:
+            return None
+        digest = hashlib.sha256(f"{self._seed}:{api}:{kind}:{key}".encode()).digest()
+        point = int.from_bytes(digest[:8], "big") / 2**64
+        return point if point < rate else None
 
     def choice(self, count: int) -> int:
         return self._rng.randrange(count)
