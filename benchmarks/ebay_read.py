@@ -91,14 +91,13 @@ def main() -> None:
         expected = {offer["sku"] for offer in offers}
         print(f"eBay account ebay-1: {len(expected):,} listings (simulator --speed {args.speed:g})")
         http.post("/_sim/stats/reset")
-        result, wall, calls = asyncio.run(_read(directory / "ecsync.toml", db, args.speed, expected))
+        config = directory / "ecsync.toml"
+        result, wall, calls = asyncio.run(_read(config, db, args.speed, expected))
         _show("report read", result, wall, calls, http.get("/_sim/stats").json())
         if args.fallback:
             http.patch("/_sim/ebay/ebay-1", json={"daily_report_limit": 1})
             http.post("/_sim/stats/reset")
-            result, wall, calls = asyncio.run(
-                _read(directory / "ecsync.toml", db, args.speed, expected)
-            )
+            result, wall, calls = asyncio.run(_read(config, db, args.speed, expected))
             _show("without a report", result, wall, calls, http.get("/_sim/stats").json())
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS of this process: {peak:.0f} MiB")
