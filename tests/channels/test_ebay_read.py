@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from ecsync.channels import ChannelChange, EbayAdapter, Outcome
+from ecsync.clock import Stop
 from ecsync.errors import Interrupted
 from tests.channels.conftest import FAST, Sim
 
@@ -168,3 +169,20 @@ async def test_a_refused_lookup_fails_the_change_and_never_calls_it_gone(
     [result] = await open_ebay().apply([ChannelChange(1, "", sku, price=Decimal("19.99"))])
     assert result.outcome is Outcome.FAILED
     assert truth[sku]["pricingSummary"] == _truth(sim)[sku]["pricingSummary"]
+
+
+async def test_twenty_thousand_listings_cost_at_most_ten_calls(
+    make_sim: Callable[..., Sim], db: Any, adapters: list[Any]
+) -> None:
+    sim = make_sim(products=20_000, ebay_share=1.0, base_accounts=0, speed=1000.0)
+    truth = _truth(sim)
+    assert len(truth) == 20_000
+    options = dataclasses.replace(FAST, time_scale=1000.0, total_timeout_s=30.0)
+    adapter = EbayAdapter(sim.settings.account("ebay-1"), db, Stop(), options=options)
+    adapters.append(adapter)
+    result = await adapter.read(truth)
+    assert result.complete
+    assert len(result.items) == 20_000
+    assert result.calls <= 10
+    counters = sim.stats()["ebay"]["ebay-1"]
+    assert counters["reads"] == 0 and counters["feed_calls"] == result.calls
