@@ -214,6 +214,7 @@ class EbayAccount:
         # Out-of-stock control on: quantity 0 keeps the listing alive instead of failing.
         self.out_of_stock_control = True
         self.tasks: dict[str, FeedTask] = {}
+        self.tasks_created = 0
         self.report_limit = EBAY_DAILY_REPORTS
         self._reports: deque[float] = deque()  # creation times of the last 24 h's reports
 

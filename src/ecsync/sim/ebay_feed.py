@@ -39,6 +39,7 @@ REPORT_FEED = "LMS_ACTIVE_INVENTORY_REPORT"
 SCHEMA_VERSION = "1.0"
 MAX_RUNNING_TASKS = 10
 NAMESPACE = "urn:ebay:apis:eBLBaseComponents"
+TASK_RETENTION_S = 2 * 86400.0
 PARTIAL_SHARE = 0.1  # COMPLETED_WITH_ERROR: the share (at least one) the report leaves out
 
 
@@ -130,7 +131,11 @@ class EbayFeed:
         return Response(b"", 202, headers={"Location": location})
 
     def _new_task(self, account: EbayAccount, now: float) -> FeedTask:
-        number = len(account.tasks) + 1
+        # eBay keeps task files for a limited time; so does the simulator (soak runs).
+        for old in [t for t in account.tasks.values() if t.created < now - TASK_RETENTION_S]:
+            del account.tasks[old.task_id]
+        account.tasks_created += 1
+        number = account.tasks_created
         rng = random.Random(f"feed:{self.state.options.seed}:{account.name}:{number}")
         starts = now + rng.uniform(2.0, 10.0)
         finishes = starts + rng.uniform(15.0, 60.0) + 2.0 * len(account.by_sku) / 1000
