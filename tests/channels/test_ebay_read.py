@@ -186,3 +186,22 @@ async def test_twenty_thousand_listings_cost_at_most_ten_calls(
     assert result.calls <= 10
     counters = sim.stats()["ebay"]["ebay-1"]
     assert counters["reads"] == 0 and counters["feed_calls"] == result.calls
+
+
+async def test_without_a_report_single_reads_keep_half_the_day_for_pushes(
+    sim: Sim, open_ebay: OpenEbay
+) -> None:
+    truth = _truth(sim)
+    sim.faults({"ebay": {"task_failed": 1.0}})
+    adapter = open_ebay(sim.account("ebay-1", daily_call_limit=100), options=SCALED)
+    result = await adapter.read(truth)
+    # The report try costs 1 create + polls, then one inventory page (the simulator counts
+    # it in reads), then single reads within half of the calls left at that moment.
+    used_before_reads = result.calls - (sim.stats()["ebay"]["ebay-1"]["reads"] - 1)
+    spare = (100 - used_before_reads) // 2
+    assert len(result.items) == spare < len(truth)
+    assert not result.complete and not result.gone_skus
+    [problem] = result.problems
+    assert problem.where == f"{len(truth) - spare} SKUs" and "budget" in problem.error
+    budget = {b.name: b for b in await adapter.budgets()}["day"]
+    assert budget.limit - budget.used >= spare  # half of what was left is still there

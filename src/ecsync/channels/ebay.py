@@ -140,6 +140,8 @@ class EbayAdapter(AccountAdapter):
     report_first_poll_s = 10.0
     report_poll_cap_s = 120.0
     report_timeout_s = 3600.0
+    # Without a report, single reads may spend at most this share of the day's calls left.
+    fallback_budget_share = 0.5
 
     async def read(self, expected_skus: Iterable[str] = ()) -> ChannelRead:
         """The whole account through one inventory report, plus single reads where needed.
@@ -157,7 +159,8 @@ class EbayAdapter(AccountAdapter):
 
         When the report cannot be had (eBay's 25 reports a day used, the task FAILED, no
         result within ``report_timeout_s``, an unusable file) the account is read as before
-        the report existed: inventory item pages, then each SKU's offers. In every single
+        the report existed: inventory item pages, then each SKU's offers, within
+        ``fallback_budget_share`` of the calls left today. In every single
         read, 404 with eBay's 25713/25702 (or an empty offer list) puts the SKU in
         ``gone_skus``; any other error is a ``ReadProblem`` and the SKU is simply absent.
         """
@@ -171,7 +174,7 @@ class EbayAdapter(AccountAdapter):
                 self.account,
                 exc,
             )
-            return await self._read_each(expected, before)
+            return await self._read_each(expected, before, share=self.fallback_budget_share)
         items = [
             ChannelItem(
                 item_id="",
@@ -294,10 +297,34 @@ class EbayAdapter(AccountAdapter):
             finally:
                 spool.close()
 
-    async def _read_each(self, expected: set[str], before: int) -> ChannelRead:
-        """The account without a report: inventory item pages, then every SKU's offers."""
+    async def _read_each(
+        self, expected: set[str], before: int, *, share: float | None = None
+    ) -> ChannelRead:
+        """The account without a report: inventory item pages, then every SKU's offers.
+
+        ``share``: spend at most this share of what is left of the daily call budget on
+        single reads (the SKUs ecsync lists first, then a random sample of the others), so
+        a day without reports does not leave nothing for the pushes that matter more. The
+        SKUs left unread are one problem: the read is partial and retires nothing.
+        """
         skus, titles, problems = await self._inventory_skus()
-        reads = await self._read_skus(sorted(set(skus) | expected), titles)
+        wanted = sorted(expected) + sorted(set(skus) - expected)
+        if share is not None:
+            spare = int(await self._spare_calls() * share)
+            if len(wanted) > spare:
+                listed = sorted(expected)
+                others = sorted(set(skus) - expected)
+                self._rng.shuffle(listed)
+                self._rng.shuffle(others)
+                wanted = (listed + others)[:spare]
+                problems.append(
+                    ReadProblem(
+                        f"{len(listed) + len(others) - spare} SKUs",
+                        f"not read: without a report they cost a call each, and only {spare} "
+                        f"calls ({share:.0%} of what is left of today's budget) were spent",
+                    )
+                )
+        reads = await self._read_skus(wanted, titles)
         self._check_halt(reads, [])
         return ChannelRead(
             items=reads.items,
@@ -377,6 +404,11 @@ class EbayAdapter(AccountAdapter):
         if reads.halt is not None and reads.unread:
             reads.problems.append(ReadProblem(f"{reads.unread} SKUs", f"not read: {reads.halt}"))
         return reads
+
+    async def _spare_calls(self) -> int:
+        """Calls left in the tightest budget window now."""
+        budgets = await self.budgets()
+        return min((b.limit - b.used for b in budgets), default=0)
 
     def _check_halt(self, reads: _SkuReads, items: list[ChannelItem]) -> None:
         """A read that got nothing at all because eBay or the budget stopped it raises."""
