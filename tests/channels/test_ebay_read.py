@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ecsync.channels import ChannelChange, EbayAdapter, Outcome
+from ecsync.channels import ChannelChange, ChannelUnavailable, EbayAdapter, Outcome
 from ecsync.clock import Stop
 from ecsync.errors import Interrupted
 from tests.channels.conftest import FAST, Sim
@@ -205,3 +205,46 @@ async def test_without_a_report_single_reads_keep_half_the_day_for_pushes(
     assert problem.where == f"{len(truth) - spare} SKUs" and "budget" in problem.error
     budget = {b.name: b for b in await adapter.budgets()}["day"]
     assert budget.limit - budget.used >= spare  # half of what was left is still there
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+async def test_under_faults_errors_never_make_a_sku_gone(
+    make_sim: Callable[..., Sim], open_ebay: OpenEbay, db: Any, adapters: list[Any], seed: int
+) -> None:
+    sim = make_sim(seed=seed)
+    truth = _truth(sim)
+    deleted = set(sorted(truth)[:2])
+    for sku in deleted:
+        sim.send("DELETE", f"/_sim/ebay/ebay-1/offers/{truth[sku]['offerId']}")
+    sim.faults(
+        {
+            "ebay": {
+                "error500": 0.3,
+                "throttle": 0.1,
+                "read_refused": 0.2,
+                "task_failed": 0.5,
+                "malformed": 0.05,
+            }
+        }
+    )
+    adapter = EbayAdapter(sim.settings.account("ebay-1"), db, Stop(), options=SCALED)
+    adapters.append(adapter)
+    result = await adapter.read(truth)
+    assert result.gone_skus <= deleted
+    for item in result.items:
+        assert (item.price, item.quantity) == _state(truth[item.sku])
+    named = {problem.where.removeprefix("SKU ") for problem in result.problems}
+    accounted = {item.sku for item in result.items} | result.gone_skus | named
+    halted = any(problem.where.endswith(" SKUs") for problem in result.problems)
+    assert halted or set(truth) <= accounted  # every SKU: read, gone, or a problem
+
+
+async def test_ebay_down_ends_the_read_early_with_an_error(sim: Sim, open_ebay: OpenEbay) -> None:
+    truth = _truth(sim)
+    sim.faults({"ebay": {"error500": 1.0}})
+    adapter = open_ebay(options=SCALED)
+    with pytest.raises(ChannelUnavailable):
+        await adapter.read(truth)
+    # Each call is tried max_retries + 1 = 3 times: the report task, one page, then the
+    # SKUs in flight when the fifth one failed (4 at a time) -- not all 60.
+    assert adapter.calls <= 3 * (1 + 1 + 5 + FAST.concurrency)

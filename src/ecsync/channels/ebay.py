@@ -75,7 +75,7 @@ SKU_GONE_IDS = frozenset({25713, 25702})
 FEED = "/sell/feed/v1"
 REPORT_FEED = "LMS_ACTIVE_INVENTORY_REPORT"
 REPORT_LIMIT_IDS = frozenset({160024, 160025})  # too many tasks running / in 24 h
-READ_HALT_AFTER = 5  # SKUs failing even after retries: eBay is down, stop reading
+READ_HALT_AFTER = 5  # SKUs failing even after retries (and most of them): eBay is down
 T = TypeVar("T")
 INVALID_QUANTITY = 25004
 INVALID_PRICE = 25003
@@ -249,13 +249,20 @@ class EbayAdapter(AccountAdapter):
         path = f"{FEED}/inventory_task/{task_id}"
         waited = 0.0
         delay = self.report_first_poll_s
+        failed = 0  # polls in a row that failed even after their retries
         while True:
             await pause(self._stop, delay / self._options.time_scale)
             waited += delay
             try:
                 data = await self._feed("GET", path, _json_answer)
-            except (EbayError, Transient) as exc:
-                raise _NoReport(f"report task {task_id}: {exc}") from None
+            except EbayError as error:
+                raise _NoReport(f"report task {task_id}: {error}") from None
+            except Transient as exc:
+                failed += 1
+                if failed >= 3 or waited >= self.report_timeout_s:
+                    raise _NoReport(f"report task {task_id}: {exc}") from None
+                continue  # the task runs on at eBay: look again at the next interval
+            failed = 0
             status = str(data.get("status") or "")
             if status in ("COMPLETED", "COMPLETED_WITH_ERROR"):
                 return status
@@ -361,8 +368,9 @@ class EbayAdapter(AccountAdapter):
     async def _read_skus(self, skus: Sequence[str], titles: dict[str, str]) -> _SkuReads:
         """Each SKU's offers, one call each; never raises for one SKU's answer.
 
-        A budget spent or eBay failing for READ_HALT_AFTER SKUs (after their retries) stops
-        the reading: the SKUs left are one problem, not thousands of doomed calls.
+        A budget spent, or eBay failing for READ_HALT_AFTER SKUs (after their retries) and
+        for more SKUs than it answered, stops the reading: the SKUs left are one problem,
+        not thousands of doomed calls.
         """
         reads = _SkuReads()
 
@@ -378,7 +386,8 @@ class EbayAdapter(AccountAdapter):
             except Transient as exc:
                 reads.problems.append(ReadProblem(f"SKU {sku}", str(exc)))
                 reads.failures += 1
-                if reads.failures >= READ_HALT_AFTER and reads.halt is None:
+                down = reads.failures >= READ_HALT_AFTER and reads.failures > len(reads.settled)
+                if down and reads.halt is None:
                     reads.halt = ChannelUnavailable(f"eBay account {self.account!r}: {exc}")
                 return
             except ChannelBudgetExhausted as exc:
