@@ -7,6 +7,12 @@ transient entry errors (25001 system error, 25025 concurrent access) are re-sent
 number of times, a withdrawn offer (25713) is GONE, and a listing that used up its 250
 daily revisions is DEFERRED to the next day. Every call counts against the account's
 ``daily_call_limit`` in ``api_usage`` (eBay does not publish the Inventory API's default).
+
+The account is read in bulk (``read``) through the Sell Feed API's active inventory report
+(a few calls for any number of listings; parsing in ``ebay_report.py``), with single
+``GET /offer?sku=`` reads only for listed SKUs the report lacks, or for all when no report
+can be had. Only eBay's positive answer (404 with 25713/25702) makes a SKU gone; any other
+refusal makes the read partial.
 """
 
 from __future__ import annotations
