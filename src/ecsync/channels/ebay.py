@@ -180,7 +180,7 @@ class EbayAdapter(AccountAdapter):
                 self.account,
                 exc,
             )
-            return await self._read_each(expected, before, share=self.fallback_budget_share)
+            return await self._read_each(expected, before)
         items = [
             ChannelItem(
                 item_id="",
@@ -201,6 +201,7 @@ class EbayAdapter(AccountAdapter):
             )
         listed = {entry.sku for entry in report.entries}
         missing = sorted((expected | set(report.bad)) - listed)
+        missing = await self._within_budget(missing, [], problems, None)
         reads = await self._read_skus(missing, {})
         bad = {sku: why for sku, why in report.bad.items() if sku not in reads.settled}
         problems += [ReadProblem(f"SKU {sku}", why) for sku, why in sorted(bad.items())]
@@ -313,30 +314,12 @@ class EbayAdapter(AccountAdapter):
     async def _read_each(
         self, expected: set[str], before: int, *, share: float | None = None
     ) -> ChannelRead:
-        """The account without a report: inventory item pages, then every SKU's offers.
-
-        ``share``: spend at most this share of what is left of the daily call budget on
-        single reads (the SKUs ecsync lists first, then a random sample of the others), so
-        a day without reports does not leave nothing for the pushes that matter more. The
-        SKUs left unread are one problem: the read is partial and retires nothing.
-        """
+        """The account without a report: inventory item pages, then SKUs' offers one by one,
+        within ``share`` (default ``fallback_budget_share``) of the day's calls left, so
+        that a day without reports still leaves calls for the pushes that matter more."""
         skus, titles, problems = await self._inventory_skus()
-        wanted = sorted(expected) + sorted(set(skus) - expected)
-        if share is not None:
-            spare = int(await self._spare_calls() * share)
-            if len(wanted) > spare:
-                listed = sorted(expected)
-                others = sorted(set(skus) - expected)
-                self._rng.shuffle(listed)
-                self._rng.shuffle(others)
-                wanted = (listed + others)[:spare]
-                problems.append(
-                    ReadProblem(
-                        f"{len(listed) + len(others) - spare} SKUs",
-                        f"not read: without a report they cost a call each, and only {spare} "
-                        f"calls ({share:.0%} of what is left of today's budget) were spent",
-                    )
-                )
+        listed, others = sorted(expected), sorted(set(skus) - expected)
+        wanted = await self._within_budget(listed, others, problems, share)
         reads = await self._read_skus(wanted, titles)
         self._check_halt(reads, [])
         return ChannelRead(
@@ -420,6 +403,32 @@ class EbayAdapter(AccountAdapter):
             reads.problems.append(ReadProblem(f"{reads.unread} SKUs", f"not read: {reads.halt}"))
         return reads
 
+    async def _within_budget(
+        self,
+        listed: list[str],
+        others: list[str],
+        problems: list[ReadProblem],
+        share: float | None,
+    ) -> list[str]:
+        """The SKUs to read one by one within ``share`` (default ``fallback_budget_share``)
+        of the calls left today: listed SKUs first, then the others, each in random order so
+        that days without a report cover different SKUs. What is left out is one problem."""
+        share = self.fallback_budget_share if share is None else share
+        spare = int(await self._spare_calls() * share)
+        if len(listed) + len(others) <= spare:
+            return listed + others
+        self._rng.shuffle(listed)
+        self._rng.shuffle(others)
+        problems.append(
+            ReadProblem(
+                f"{len(listed) + len(others) - spare} SKUs",
+                f"not read: one call each, and only {spare} calls "
+                f"({share:.0%} of what is left of today's budget) were "
+                "spent on single reads",
+            )
+        )
+        return (listed + others)[:spare]
+
     async def _spare_calls(self) -> int:
         """Calls left in the tightest budget window now."""
         budgets = await self.budgets()
@@ -439,7 +448,7 @@ class EbayAdapter(AccountAdapter):
         A SKU that cannot be read fails the whole read (ChannelRefused/ChannelUnavailable):
         this iterator cannot say "partial", and an error is never a sign the offer is gone.
         """
-        result = await self._read_each(set(), self._calls)
+        result = await self._read_each(set(), self._calls, share=1.0)
         if result.problems:
             first = result.problems[0]
             raise ChannelRefused(
