@@ -3,6 +3,10 @@
 Sellers export these from Excel, so the file may be UTF-8 with or without a BOM or
 Shift_JIS (cp932, Excel's Japanese encoding). Every bad row is collected, not just the
 first, so one pass tells the seller everything to fix.
+
+An eBay row may leave ``item_id`` empty: eBay offers are addressed through their SKU, and
+the offer id is looked up by SKU on the first push (then stored). Such a row is keyed by
+its SKU (eBay keeps SKUs unique per seller), so ``item_id`` becomes the SKU.
 """
 
 from __future__ import annotations
@@ -88,6 +92,8 @@ def parse_listings_csv(path: Path, accounts: Mapping[str, str]) -> ParsedCsv:
             for column, position in index.items()
         }
         row_problems += _check_row(values, accounts)
+        if values["platform"] == "ebay" and not values["item_id"]:
+            values["item_id"] = values["sku"]  # the offer is found by SKU on first push
         if not row_problems:
             account, asin, item_id = values["account"], values["asin"], values["item_id"]
             if (first := seen_asin.get((account, asin))) is not None:
@@ -111,7 +117,7 @@ def _check_row(values: Mapping[str, str], accounts: Mapping[str, str]) -> list[s
     problems = [
         f"empty required field {column!r}"
         for column in ("platform", "account", "asin", "item_id")
-        if not values[column]
+        if not values[column] and not (column == "item_id" and values["platform"] == "ebay")
     ]
     platform, account, asin = values["platform"], values["account"], values["asin"]
     platforms = kind_names()

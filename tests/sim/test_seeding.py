@@ -171,7 +171,7 @@ def test_stats_shape_and_reset(sim: SimClient) -> None:
         "asin_fetches": {"total": 4, "distinct": 3, "max_per_asin": 2},
     }
     assert stats["base"] == {"base-1": {"reads": 1, "writes": 1, "limit_errors": 0, "errors": 1}}
-    assert stats["ebay"] == {"ebay-1": {"reads": 0, "writes": 0, "errors": 0}}
+    assert stats["ebay"] == {"ebay-1": {"reads": 0, "writes": 0, "errors": 0, "feed_calls": 0}}
     assert stats["auth"] == {"amazon": 1, "base": 1, "ebay": 0}
     sim.control("POST", "/stats/reset")
     reset = sim.stats()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 from ecsync.channels.budget import CallBudget, Window
 from ecsync.channels.errors import ChannelBudgetExhausted
@@ -107,7 +107,7 @@ class AccountAdapter:
     def read_items(self) -> AsyncIterator[ChannelItem]:
         raise NotImplementedError
 
-    async def read(self) -> ChannelRead:
+    async def read(self, expected_skus: Iterable[str] = ()) -> ChannelRead:
         """Default bulk read: every item ``read_items`` yields, complete unless it raised.
 
         Adapters that can tell a partial read (an item refused, a malformed entry) or know of

@@ -7,22 +7,37 @@ transient entry errors (25001 system error, 25025 concurrent access) are re-sent
 number of times, a withdrawn offer (25713) is GONE, and a listing that used up its 250
 daily revisions is DEFERRED to the next day. Every call counts against the account's
 ``daily_call_limit`` in ``api_usage`` (eBay does not publish the Inventory API's default).
+
+The account is read in bulk (``read``) through the Sell Feed API's active inventory report
+(a few calls for any number of listings; parsing in ``ebay_report.py``), with single
+``GET /offer?sku=`` reads only for listed SKUs the report lacks, or for all when no report
+can be had. Only eBay's positive answer (404 with 25713/25702) makes a SKU gone; any other
+refusal makes the read partial.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from typing import IO, Any, TypeVar
 
 import httpx
 
 from ecsync.channels.account import AccountAdapter
 from ecsync.channels.budget import DAY, Window
+from ecsync.channels.ebay_report import (
+    MAX_ZIP_BYTES,
+    ParsedReport,
+    ReportCorrupt,
+    ReportRefused,
+    parse_report_zip,
+)
 from ecsync.channels.errors import (
     ChannelAuthError,
     ChannelBudgetExhausted,
@@ -36,8 +51,16 @@ from ecsync.channels.http import (
     json_body,
     pause,
     send,
+    until_stopped,
 )
-from ecsync.channels.protocol import ChangeResult, ChannelChange, ChannelItem, Outcome
+from ecsync.channels.protocol import (
+    ChangeResult,
+    ChannelChange,
+    ChannelItem,
+    ChannelRead,
+    Outcome,
+    ReadProblem,
+)
 from ecsync.channels.tokens import Grant, RefreshRefused
 from ecsync.config import AccountSettings
 from ecsync.errors import Interrupted
@@ -52,6 +75,14 @@ MARKETPLACE = "EBAY_US"
 SCOPE = "https://api.ebay.com/oauth/api_scope/sell.inventory"
 RETRY_IDS = frozenset({25001, 25025})  # system error, concurrent access: send again
 GONE_IDS = frozenset({25713})  # offer not available
+# What a 404 for a SKU must carry to prove it has no offer: 25713 offer not available,
+# 25702 SKU not available. A bare 404 (a proxy, a wrong endpoint) proves nothing.
+SKU_GONE_IDS = frozenset({25713, 25702})
+FEED = "/sell/feed/v1"
+REPORT_FEED = "LMS_ACTIVE_INVENTORY_REPORT"
+REPORT_LIMIT_IDS = frozenset({160024, 160025})  # too many tasks running / in 24 h
+READ_HALT_AFTER = 5  # SKUs failing even after retries (and most of them): eBay is down
+T = TypeVar("T")
 INVALID_QUANTITY = 25004
 INVALID_PRICE = 25003
 CENT = Decimal("0.01")
@@ -109,14 +140,200 @@ class EbayAdapter(AccountAdapter):
 
     # --- reads ------------------------------------------------------------------------
 
-    async def read_items(self) -> AsyncIterator[ChannelItem]:
-        """Every offer of the account, as ChannelItems keyed by offer id.
+    # Report polling, in the account's seconds (divided by ``HttpOptions.time_scale`` to
+    # wait): first look after 10 s, then twice as long each time up to 2 min, and give up
+    # (reading offer by offer instead) after an hour.
+    report_first_poll_s = 10.0
+    report_poll_cap_s = 120.0
+    report_timeout_s = 3600.0
+    # Without a report, single reads may spend at most this share of the day's calls left.
+    fallback_budget_share = 0.5
 
-        The Inventory API has no list of offers: inventory items come 200 per call
-        (``GET /inventory_item``), and each SKU's offer (price, offer id, status) costs one
-        more call (``GET /offer?sku=``). So a full read costs about N/200 + N calls for N
-        SKUs, against the daily call quota: 10,000 listings take about 10,050 calls.
+    async def read(self, expected_skus: Iterable[str] = ()) -> ChannelRead:
+        """The whole account through one inventory report, plus single reads where needed.
+
+        The Sell Feed API's ``LMS_ACTIVE_INVENTORY_REPORT`` gives every active listing's SKU,
+        price and quantity in one file: create the task, poll it, download it (about 3 to 7
+        calls for any number of listings). ``expected_skus`` are the SKUs ecsync lists on
+        this account: those the report lacks (withdrawn offers are not active listings, an
+        offer may be newer than the report, or deleted) are read one by one.
+
+        Items from the report have ``item_id == ""``: the report names listings (ItemID)
+        and SKUs, not Inventory API offers. Listings are matched by SKU, and an unknown offer
+        id is looked up by SKU on the first push (``apply``) and returned in
+        ``ChangeResult.offer_id``. Items read one by one carry their offer id.
+
+        When the report cannot be had (eBay's 25 reports a day used, the task FAILED, no
+        result within ``report_timeout_s``, an unusable file) the account is read as before
+        the report existed: inventory item pages, then each SKU's offers, within
+        ``fallback_budget_share`` of the calls left today. In every single
+        read, 404 with eBay's 25713/25702 (or an empty offer list) puts the SKU in
+        ``gone_skus``; any other error is a ``ReadProblem`` and the SKU is simply absent.
         """
+        before = self._calls
+        expected = {sku for sku in expected_skus if sku}
+        try:
+            report, problems = await self._report()
+        except _NoReport as exc:
+            log.warning(
+                "eBay account %s: no inventory report (%s); reading offers SKU by SKU",
+                self.account,
+                exc,
+            )
+            return await self._read_each(expected, before)
+        items = [
+            ChannelItem(
+                item_id="",
+                sku=entry.sku,
+                price=entry.price,
+                visible=None,
+                quantity=entry.quantity,
+                status="PUBLISHED",
+            )
+            for entry in report.entries
+        ]
+        if report.without_sku:
+            log.info(
+                "eBay account %s: %d listings in the report have no SKU (not made through the "
+                "Inventory API): ignored",
+                self.account,
+                report.without_sku,
+            )
+        listed = {entry.sku for entry in report.entries}
+        missing = sorted((expected | set(report.bad)) - listed)
+        missing = await self._within_budget(missing, [], problems, None)
+        reads = await self._read_skus(missing, {})
+        bad = {sku: why for sku, why in report.bad.items() if sku not in reads.settled}
+        problems += [ReadProblem(f"SKU {sku}", why) for sku, why in sorted(bad.items())]
+        self._check_halt(reads, items)
+        return ChannelRead(
+            items=items + reads.items,
+            problems=problems + reads.problems,
+            gone_skus=frozenset(reads.gone),
+            calls=self._calls - before,
+        )
+
+    async def _report(self) -> tuple[ParsedReport, list[ReadProblem]]:
+        """Create, await and download one inventory report; _NoReport when it cannot be had."""
+        task_id = await self._create_report_task()
+        status = await self._await_task(task_id)
+        report = await self._download_report(task_id)
+        problems = []
+        if status != "COMPLETED" or report.ack not in ("", "Success", "Warning"):
+            problems.append(
+                ReadProblem(
+                    f"report task {task_id}",
+                    f"eBay finished it {status} (Ack {report.ack or '?'}): listings may be "
+                    "missing from it",
+                )
+            )
+        return report, problems
+
+    async def _create_report_task(self) -> str:
+        async def receive(response: httpx.Response) -> str:
+            await response.aread()
+            if response.status_code in (200, 201, 202):
+                location = str(response.headers.get("location", ""))
+                task_id = location.rstrip("/").rpartition("/")[2]
+                if not task_id:
+                    raise _NoReport("the task was created but eBay named no Location")
+                return task_id
+            _feed_answer(response)
+            raise _NoReport(f"HTTP {response.status_code} creating the task")
+
+        body = {"feedType": REPORT_FEED, "schemaVersion": "1.0"}
+        try:
+            return await self._feed("POST", f"{FEED}/inventory_task", receive, json=body)
+        except EbayError as error:
+            if _error_id_set(error.errors) & REPORT_LIMIT_IDS:
+                raise _NoReport(f"eBay refused another report task: {error}") from None
+            raise _NoReport(f"creating the report task: {error}") from None
+        except Transient as exc:
+            raise _NoReport(f"creating the report task: {exc}") from None
+
+    async def _await_task(self, task_id: str) -> str:
+        """Poll until the task ends; its final status (COMPLETED or COMPLETED_WITH_ERROR)."""
+        path = f"{FEED}/inventory_task/{task_id}"
+        waited = 0.0
+        delay = self.report_first_poll_s
+        failed = 0  # polls in a row that failed even after their retries
+        while True:
+            await pause(self._stop, delay / self._options.time_scale)
+            waited += delay
+            try:
+                data = await self._feed("GET", path, _json_answer)
+            except EbayError as error:
+                raise _NoReport(f"report task {task_id}: {error}") from None
+            except Transient as exc:
+                failed += 1
+                if failed >= 3 or waited >= self.report_timeout_s:
+                    raise _NoReport(f"report task {task_id}: {exc}") from None
+                continue  # the task runs on at eBay: look again at the next interval
+            failed = 0
+            status = str(data.get("status") or "")
+            if status in ("COMPLETED", "COMPLETED_WITH_ERROR"):
+                return status
+            if status not in ("CREATED", "IN_PROCESS", "QUEUED"):
+                raise _NoReport(f"report task {task_id} ended {status or 'without a status'}")
+            if waited >= self.report_timeout_s:
+                raise _NoReport(f"report task {task_id} still {status} after {waited:g} s")
+            delay = min(delay * 2, self.report_poll_cap_s, self.report_timeout_s - waited)
+
+    async def _download_report(self, task_id: str) -> ParsedReport:
+        """Download and parse the result file; a corrupt file is downloaded again."""
+        path = f"{FEED}/task/{task_id}/download_result_file"
+        attempt = 0
+        while True:
+            try:
+                spool = await self._feed(
+                    "GET", path, _spool_zip, timeout=self._options.total_timeout_s * 5
+                )
+            except (EbayError, Transient, ReportRefused) as exc:
+                raise _NoReport(f"report of task {task_id}: {exc}") from None
+            try:
+                return await asyncio.to_thread(parse_report_zip, spool)
+            except ReportRefused as exc:
+                log.error(
+                    "eBay account %s: report of task %s refused: %s", self.account, task_id, exc
+                )
+                raise _NoReport(f"report of task {task_id} refused: {exc}") from None
+            except ReportCorrupt as exc:
+                if attempt >= self._options.max_retries:
+                    raise _NoReport(f"report of task {task_id}: {exc}") from None
+                log.warning(
+                    "eBay account %s: report of task %s unreadable (%s); downloading again",
+                    self.account,
+                    task_id,
+                    exc,
+                )
+                await pause(self._stop, backoff_s(self._options, attempt, self._rng))
+                attempt += 1
+            finally:
+                spool.close()
+
+    async def _read_each(
+        self, expected: set[str], before: int, *, share: float | None = None
+    ) -> ChannelRead:
+        """The account without a report: inventory item pages, then SKUs' offers one by one,
+        within ``share`` (default ``fallback_budget_share``) of the day's calls left, so
+        that a day without reports still leaves calls for the pushes that matter more."""
+        skus, titles, problems = await self._inventory_skus()
+        listed, others = sorted(expected), sorted(set(skus) - expected)
+        wanted = await self._within_budget(listed, others, problems, share)
+        reads = await self._read_skus(wanted, titles)
+        self._check_halt(reads, [])
+        return ChannelRead(
+            items=reads.items,
+            problems=problems + reads.problems,
+            gone_skus=frozenset(reads.gone),
+            calls=self._calls - before,
+        )
+
+    async def _inventory_skus(self) -> tuple[list[str], dict[str, str], list[ReadProblem]]:
+        """Every SKU the inventory item pages list (200 per call), with its title; a page
+        that cannot be read ends the paging with a problem."""
+        skus: list[str] = []
+        titles: dict[str, str] = {}
         offset = 0
         while True:
             params = {"limit": INVENTORY_PAGE, "offset": offset}
@@ -124,46 +341,132 @@ class EbayAdapter(AccountAdapter):
                 data = await self._call(
                     "GET", f"{INVENTORY}/inventory_item", params=params, expect="inventoryItems"
                 )
-            except EbayError as error:
-                raise ChannelRefused(f"eBay account {self.account!r}: {error}") from None
-            except Transient as exc:
-                raise ChannelUnavailable(f"eBay account {self.account!r}: {exc}") from None
-            page = [raw for raw in data["inventoryItems"] if isinstance(raw, dict)]
-            skus = [str(raw.get("sku") or "") for raw in page]
-            titles = {sku: _title(raw) for sku, raw in zip(skus, page, strict=True)}
-            offers = await bounded_map(self._read_offers, skus, self._options.concurrency)
-            for sku, found in zip(skus, offers, strict=True):
-                for raw_offer in found:
-                    item = _offer_item(raw_offer, titles.get(sku, ""))
-                    if item is not None:
-                        yield item
+            except (EbayError, Transient) as exc:
+                return skus, titles, [ReadProblem(f"inventory page offset={offset}", str(exc))]
+            page = data["inventoryItems"]
+            for raw in page:
+                sku = str(raw.get("sku") or "") if isinstance(raw, dict) else ""
+                if sku:
+                    skus.append(sku)
+                    titles[sku] = _title(raw)
             total = data.get("total")
-            size = len(data["inventoryItems"])
-            offset += size
-            if size < INVENTORY_PAGE or (isinstance(total, int) and offset >= total):
-                return
+            offset += len(page)
+            if len(page) < INVENTORY_PAGE or (isinstance(total, int) and offset >= total):
+                return skus, titles, []
 
-    async def _read_offers(self, sku: str) -> list[dict[str, Any]]:
-        if not sku:
-            return []
-        try:
-            return await self._offers(sku)
-        except EbayError as error:
-            log.warning(
-                "eBay account %s: offers of SKU %s unreadable: %s", self.account, sku, error
+    async def _read_skus(self, skus: Sequence[str], titles: dict[str, str]) -> _SkuReads:
+        """Each SKU's offers, one call each; never raises for one SKU's answer.
+
+        A budget spent, or eBay failing for READ_HALT_AFTER SKUs (after their retries) and
+        for more SKUs than it answered, stops the reading: the SKUs left are one problem,
+        not thousands of doomed calls.
+        """
+        reads = _SkuReads()
+
+        async def one(sku: str) -> None:
+            if reads.halt is not None:
+                reads.unread += 1
+                return
+            try:
+                offers = await self._offers(sku)
+            except EbayError as error:
+                reads.problems.append(ReadProblem(f"SKU {sku}", str(error)))
+                return
+            except Transient as exc:
+                reads.problems.append(ReadProblem(f"SKU {sku}", str(exc)))
+                reads.failures += 1
+                down = reads.failures >= READ_HALT_AFTER and reads.failures > len(reads.settled)
+                if down and reads.halt is None:
+                    reads.halt = ChannelUnavailable(f"eBay account {self.account!r}: {exc}")
+                return
+            except ChannelBudgetExhausted as exc:
+                if reads.halt is None:
+                    reads.halt = exc
+                reads.unread += 1
+                return
+            reads.settled.add(sku)
+            if not offers:
+                reads.gone.add(sku)
+                return
+            for raw in offers:
+                item = _offer_item(raw, titles.get(sku, ""))
+                if item is None:
+                    reads.settled.discard(sku)
+                    reads.problems.append(
+                        ReadProblem(f"SKU {sku}", "malformed offer in the answer")
+                    )
+                else:
+                    reads.items.append(item)
+
+        await bounded_map(one, skus, self._options.concurrency)
+        if reads.halt is not None and reads.unread:
+            reads.problems.append(ReadProblem(f"{reads.unread} SKUs", f"not read: {reads.halt}"))
+        return reads
+
+    async def _within_budget(
+        self,
+        listed: list[str],
+        others: list[str],
+        problems: list[ReadProblem],
+        share: float | None,
+    ) -> list[str]:
+        """The SKUs to read one by one within ``share`` (default ``fallback_budget_share``)
+        of the calls left today: listed SKUs first, then the others, each in random order so
+        that days without a report cover different SKUs. What is left out is one problem."""
+        share = self.fallback_budget_share if share is None else share
+        spare = int(await self._spare_calls() * share)
+        if len(listed) + len(others) <= spare:
+            return listed + others
+        self._rng.shuffle(listed)
+        self._rng.shuffle(others)
+        problems.append(
+            ReadProblem(
+                f"{len(listed) + len(others) - spare} SKUs",
+                f"not read: one call each, and only {spare} calls "
+                f"({share:.0%} of what is left of today's budget) were "
+                "spent on single reads",
             )
-            return []
-        except Transient as exc:
-            raise ChannelUnavailable(f"eBay account {self.account!r}: {exc}") from None
+        )
+        return (listed + others)[:spare]
+
+    async def _spare_calls(self) -> int:
+        """Calls left in the tightest budget window now."""
+        budgets = await self.budgets()
+        return min((b.limit - b.used for b in budgets), default=0)
+
+    def _check_halt(self, reads: _SkuReads, items: list[ChannelItem]) -> None:
+        """A read that got nothing at all because eBay or the budget stopped it raises."""
+        if reads.halt is not None and not (items or reads.items or reads.gone):
+            raise reads.halt
+
+    async def read_items(self) -> AsyncIterator[ChannelItem]:
+        """Every offer of the account, keyed by offer id, read SKU by SKU (no report).
+
+        The Inventory API has no list of offers: inventory items come 200 per call
+        (``GET /inventory_item``), and each SKU's offer (price, offer id, status) costs one
+        more call (``GET /offer?sku=``): about N/200 + N calls for N SKUs. Prefer ``read``.
+        A SKU that cannot be read fails the whole read (ChannelRefused/ChannelUnavailable):
+        this iterator cannot say "partial", and an error is never a sign the offer is gone.
+        """
+        result = await self._read_each(set(), self._calls, share=1.0)
+        if result.problems:
+            first = result.problems[0]
+            raise ChannelRefused(
+                f"eBay account {self.account!r}: {len(result.problems)} reads failed, the "
+                f"first {first.where}: {first.error}"
+            )
+        for item in result.items:
+            yield item
 
     async def _offers(self, sku: str) -> list[dict[str, Any]]:
-        """The SKU's offers on our marketplace; [] when eBay has none (404)."""
+        """The SKU's offers on our marketplace; [] when eBay says it has none (404 with
+        25713/25702, or an empty list). Any other refusal raises EbayError."""
         try:
             data = await self._call(
                 "GET", f"{INVENTORY}/offer", params={"sku": sku}, expect="offers"
             )
         except EbayError as error:
-            if error.status == 404:
+            if _sku_gone(error):
                 return []
             raise
         return [
@@ -473,6 +776,77 @@ class EbayAdapter(AccountAdapter):
             except Transient as exc:
                 attempt = await self._after_transient(exc, attempt, method, path)
 
+    async def _feed(
+        self,
+        method: str,
+        path: str,
+        receive: Callable[[httpx.Response], Awaitable[T]],
+        *,
+        json: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> T:
+        """One Sell Feed API call, streamed: ``receive`` reads the answer (and raises
+        EbayError/Transient as ``_answer`` does). Budget, token refresh on 401 and bounded
+        retries as in ``_call``; Feed calls draw from the same daily call budget (a few per
+        read), which only makes the budget stricter."""
+        refreshed = False
+        attempt = 0
+        while True:
+            try:
+                token = await self._draw_call("daily call budget")
+                return await self._feed_once(method, path, token, receive, json, timeout)
+            except EbayError as error:
+                if error.status != 401:
+                    raise
+                if refreshed:
+                    raise ChannelAuthError(
+                        f"eBay account {self.account!r}: a freshly refreshed access token was "
+                        f"refused ({error})"
+                    ) from None
+                refreshed = True
+                log.info("eBay account %s: access token refused; refreshing", self.account)
+                await self._tokens.refreshed(token)
+            except Transient as exc:
+                attempt = await self._after_transient(exc, attempt, method, path)
+
+    async def _feed_once(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        receive: Callable[[httpx.Response], Awaitable[T]],
+        json: dict[str, Any] | None,
+        timeout: float | None,
+    ) -> T:
+        request = self._http.build_request(
+            method,
+            path,
+            json=json,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "X-EBAY-C-MARKETPLACE-ID": MARKETPLACE,
+                "Accept": "application/json",
+            },
+        )
+
+        async def exchange() -> T:
+            response = await self._http.send(request, stream=True)
+            try:
+                return await receive(response)
+            finally:
+                await response.aclose()
+
+        limit = timeout or self._options.total_timeout_s
+        try:
+            async with asyncio.timeout(limit):
+                return await until_stopped(self._stop, exchange())
+        except TimeoutError:
+            raise Transient(f"no answer within {limit:g} s (total timeout)") from None
+        except httpx.TimeoutException as exc:
+            raise Transient(f"timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise Transient(f"{type(exc).__name__}: {exc}") from None
+
     async def _refresh(self, refresh_token: str) -> Grant:
         """``POST /identity/v1/oauth2/token`` with HTTP Basic client authentication."""
         settings = self._settings
@@ -508,6 +882,72 @@ class EbayAdapter(AccountAdapter):
             )
         except (KeyError, TypeError, ValueError):
             raise Transient("token endpoint: malformed answer") from None
+
+
+class _NoReport(Exception):
+    """The inventory report cannot be had this time; the message says why."""
+
+
+@dataclass
+class _SkuReads:
+    """What reading SKUs one by one found."""
+
+    items: list[ChannelItem] = field(default_factory=list)
+    problems: list[ReadProblem] = field(default_factory=list)
+    gone: set[str] = field(default_factory=set)
+    settled: set[str] = field(default_factory=set)  # answered: items or positively gone
+    failures: int = 0
+    unread: int = 0
+    halt: ChannelUnavailable | ChannelBudgetExhausted | None = None
+
+
+def _sku_gone(error: EbayError) -> bool:
+    """eBay said positively that the SKU or offer does not exist (not any 404)."""
+    ids = _error_id_set(error.errors)
+    return bool(ids & GONE_IDS) or (error.status == 404 and bool(ids & SKU_GONE_IDS))
+
+
+def _feed_answer(response: httpx.Response) -> dict[str, Any]:
+    """``_answer`` for a Feed call, except that eBay's task limits are refusals even when
+    they come as 429: retrying them would only spend calls until tomorrow."""
+    if response.status_code == 429:
+        body = _maybe_json(response)
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if isinstance(errors, list) and _error_id_set(errors) & REPORT_LIMIT_IDS:
+            raise EbayError(429, [e for e in errors if isinstance(e, dict)])
+    return _answer(response, None)
+
+
+async def _json_answer(response: httpx.Response) -> dict[str, Any]:
+    await response.aread()
+    return _feed_answer(response)
+
+
+async def _spool_zip(response: httpx.Response) -> IO[bytes]:
+    """The result file in a spooled temporary file (memory up to 8 MiB, then disk), at most
+    MAX_ZIP_BYTES; any other answer raises as ``_answer`` does."""
+    if response.status_code != 200:
+        await response.aread()
+        _feed_answer(response)
+        raise Transient(f"HTTP {response.status_code}: no result file")
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_ZIP_BYTES:
+        raise ReportRefused(
+            f"the result file has {int(declared):,} bytes (limit {MAX_ZIP_BYTES:,})"
+        )
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
+    try:
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_ZIP_BYTES:
+                raise ReportRefused(f"the result file exceeds {MAX_ZIP_BYTES:,} bytes")
+            spool.write(chunk)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return spool
 
 
 def _answer(response: httpx.Response, expect: str | None) -> dict[str, Any]:

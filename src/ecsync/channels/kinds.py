@@ -93,7 +93,11 @@ class OfferAddressing:
         return ids.sku in read.gone_skus or (bool(ids.offer_id) and ids.offer_id in read.gone)
 
     def listing_ids(self, item: ChannelItem) -> ListingIds:
-        return ListingIds(item_id=item.item_id, sku=item.sku, offer_id=item.item_id)
+        # Items of eBay's inventory report carry no offer id (""): the listing is keyed by
+        # its SKU until a push finds the offer.
+        return ListingIds(
+            item_id=item.item_id or item.sku, sku=item.sku, offer_id=item.item_id or None
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ live in ``ecsync.ports`` (neutral ground the store may import) and are re-export
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Protocol
 
 from ecsync.ports import (
@@ -44,9 +44,11 @@ class ChannelAdapter(Protocol):
         """Every item of the account, paged in bulk (BASE 100 per call)."""
         ...
 
-    async def read(self) -> ChannelRead:
+    async def read(self, expected_skus: Iterable[str] = ()) -> ChannelRead:
         """The whole account in bulk, with what could not be read (see ``ChannelRead``).
 
+        ``expected_skus`` are the SKUs ecsync lists on the account: an adapter whose bulk read
+        can miss some (eBay's report leaves out withdrawn offers) reads those one by one.
         Raises ``ChannelError`` subclasses only when nothing useful was read (auth refused,
         budget spent, channel down); per-item problems go into ``problems``.
         """

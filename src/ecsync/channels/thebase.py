@@ -20,7 +20,7 @@ stock and refuses (FAILED, with the reason) any change that would have to set it
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -140,7 +140,7 @@ class BaseAdapter(AccountAdapter):
 
     # --- reads ------------------------------------------------------------------------
 
-    async def read(self) -> ChannelRead:
+    async def read(self, expected_skus: Iterable[str] = ()) -> ChannelRead:
         """Every item, 100 per call, oldest first, with what could not be read.
 
         Ordered by creation time, ascending: new items land after the pages already read,

@@ -32,7 +32,13 @@ from ecsync.engine.collect import Scope, collect_asins
 from ecsync.engine.fetch import Fetcher, FetchObserver, FetchStats, QuotesHandler
 from ecsync.engine.plan import Planner
 from ecsync.engine.push import AccountPusher
-from ecsync.engine.reconcile import ReadResult, ReconcileOutcome, apply_reconcile, read_account
+from ecsync.engine.reconcile import (
+    ReadResult,
+    ReconcileOutcome,
+    apply_reconcile,
+    listed_skus,
+    read_account,
+)
 from ecsync.errors import Interrupted
 from ecsync.lock import InstanceLock
 from ecsync.store.journal import (
@@ -251,7 +257,10 @@ class CycleRunner:
     async def _reconcile(self, adapters: Sequence[ChannelAdapter], summary: CycleSummary) -> None:
         async def one(adapter: ChannelAdapter) -> None:
             try:
-                result = await read_account(adapter)
+                expected = await self._db.run(
+                    functools.partial(listed_skus, account_name=adapter.account)
+                )
+                result = await read_account(adapter, expected)
             except ChannelAuthError:
                 raise
             except ChannelError as exc:

@@ -21,7 +21,13 @@ from ecsync.channels import open_account
 from ecsync.channels.errors import ChannelError
 from ecsync.channels.protocol import ChannelAdapter
 from ecsync.clock import Stop, SystemClock
-from ecsync.engine.reconcile import PullOutcome, ReadResult, apply_pull, read_account
+from ecsync.engine.reconcile import (
+    PullOutcome,
+    ReadResult,
+    apply_pull,
+    listed_skus,
+    read_account,
+)
 from ecsync.store.runner import DbRunner
 
 log = logging.getLogger(__name__)
@@ -46,7 +52,8 @@ async def pull_accounts(app: App, names: Sequence[str], stop: Stop) -> PullRepor
 
     async def one(adapter: ChannelAdapter) -> None:
         try:
-            result = await read_account(adapter)
+            expected = await db.run(functools.partial(listed_skus, account_name=adapter.account))
+            result = await read_account(adapter, expected)
         except ChannelError as exc:
             log.error("%s: pull failed: %s", adapter.account, exc)
             report.failed[adapter.account] = str(exc)

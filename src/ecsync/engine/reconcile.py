@@ -59,12 +59,29 @@ class ReadResult:
         return self.read.complete
 
 
-async def read_account(adapter: ChannelAdapter) -> ReadResult:
-    """The account's items and what could not be read, through ``adapter.read()``."""
-    read = await adapter.read()
+async def read_account(adapter: ChannelAdapter, expected_skus: Iterable[str] = ()) -> ReadResult:
+    """The account's items and what could not be read, through ``adapter.read()``.
+
+    ``expected_skus`` (see ``listed_skus``) lets an adapter read one by one what its bulk
+    read can miss.
+    """
+    read = await adapter.read(expected_skus)
     if read.problems:
         log_problems(adapter.account, read.problems)
     return ReadResult(adapter.account, read)
+
+
+def listed_skus(session: Session, account_name: str) -> set[str]:
+    """The SKUs of the account's listed listings (the ASIN where no SKU is stored)."""
+    account = session.scalars(select(Account).where(Account.name == account_name)).one_or_none()
+    if account is None:
+        return set()
+    rows = session.execute(
+        select(Listing.sku, Listing.asin).where(
+            Listing.account_id == account.id, Listing.status == "listed"
+        )
+    )
+    return {sku or asin for sku, asin in rows}
 
 
 def log_problems(account: str, problems: Sequence[ReadProblem]) -> None:
@@ -326,7 +343,7 @@ def apply_reconcile(session: Session, result: ReadResult, now: datetime) -> Reco
     account = _account(session, result.account)
     addr = addressing(account.platform)
     read = result.read
-    by_item = {item.item_id: item for item in read.items}
+    by_item = {item.item_id: item for item in read.items if item.item_id}
     by_sku = {item.sku: item for item in read.items}
     listing_ids = list(
         session.scalars(

@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from ecsync.sim.amazon import SpApi
 from ecsync.sim.control import Control
 from ecsync.sim.ebay import EbayApi
+from ecsync.sim.ebay_feed import EbayFeed
 from ecsync.sim.state import SimState
 from ecsync.sim.thebase import BaseApi
 
@@ -24,10 +25,12 @@ def create_app(state: SimState, url: str = "") -> Starlette:
     """Compose the routes over ``state``; ``url`` is what /_sim/config writes as endpoint."""
     control = Control(state)
     control.url = url
+    ebay = EbayApi(state)
     routes = [
         *SpApi(state).routes(),
         *BaseApi(state).routes(),
-        *EbayApi(state).routes(),
+        *ebay.routes(),
+        *EbayFeed(ebay).routes(),
         *control.routes(),
     ]
 

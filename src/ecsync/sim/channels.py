@@ -7,6 +7,7 @@ a client really wrote. Items use ``__slots__`` because a shop may hold 100,000 o
 
 from __future__ import annotations
 
+from collections import deque
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -19,6 +20,8 @@ BASE_HOURLY_LIMIT = 5_000
 BASE_DAILY_LIMIT = 100_000
 EBAY_DAILY_CALL_LIMIT = 1_000_000  # unconfirmed for the Inventory API: settable per account
 EBAY_DAILY_REVISIONS = 250
+EBAY_FEED_DAILY_CALLS = 100_000  # the Sell Feed API's documented daily call limit
+EBAY_DAILY_REPORTS = 25  # LMS_ACTIVE_INVENTORY_REPORT tasks per 24 h per seller
 CENT = Decimal("0.01")
 
 
@@ -264,17 +267,66 @@ class EbayAccount:
         self.by_sku: dict[str, EbayOffer] = {}
         self.by_offer_id: dict[str, EbayOffer] = {}
         self.calls = FixedWindow(DAY, EBAY_DAILY_CALL_LIMIT)
+        self.feed_calls = FixedWindow(DAY, EBAY_FEED_DAILY_CALLS)
         self.revisions = WindowCounters(DAY, EBAY_DAILY_REVISIONS)
         # Out-of-stock control on: quantity 0 keeps the listing alive instead of failing.
         self.out_of_stock_control = True
+        self.tasks: dict[str, FeedTask] = {}
+        self.tasks_created = 0
+        self.report_limit = EBAY_DAILY_REPORTS
+        self._reports: deque[float] = deque()  # creation times of the last 24 h's reports
 
     def add(self, offer: EbayOffer) -> None:
         self.by_sku[offer.sku] = offer
         self.by_offer_id[offer.offer_id] = offer
 
+    def remove(self, offer: EbayOffer) -> None:
+        """The seller deleted the offer: eBay answers 404 / 25713 for it from now on."""
+        del self.by_sku[offer.sku]
+        del self.by_offer_id[offer.offer_id]
+
+    def take_report(self, now: float) -> bool:
+        """Count one report task in the rolling 24 h; False when the limit is reached."""
+        while self._reports and self._reports[0] <= now - DAY:
+            self._reports.popleft()
+        if len(self._reports) >= self.report_limit:
+            return False
+        self._reports.append(now)
+        return True
+
     def settings(self) -> dict[str, Any]:
         return {
             "daily_call_limit": self.calls.limit,
             "daily_revision_limit": self.revisions.limit,
+            "daily_report_limit": self.report_limit,
             "out_of_stock_control": self.out_of_stock_control,
         }
+
+
+class FeedTask:
+    """One Sell Feed API inventory task: its timeline is fixed when it is created.
+
+    ``outcome`` is the status it ends in (``COMPLETED``, or under a fault ``FAILED`` /
+    ``COMPLETED_WITH_ERROR``); ``report`` holds the zipped result once first downloaded, so
+    every download of one task gives the same file.
+    """
+
+    __slots__ = ("created", "feed_type", "finishes", "outcome", "report", "starts", "task_id")
+
+    def __init__(
+        self, task_id: str, feed_type: str, created: float, starts: float, finishes: float
+    ) -> None:
+        self.task_id = task_id
+        self.feed_type = feed_type
+        self.created = created
+        self.starts = starts
+        self.finishes = finishes
+        self.outcome = "COMPLETED"
+        self.report: bytes | None = None
+
+    def status(self, now: float) -> str:
+        if now < self.starts:
+            return "CREATED"
+        if now < self.finishes:
+            return "IN_PROCESS"
+        return self.outcome

@@ -49,7 +49,14 @@ def sim_command(
     ] = 1.0,
     faults: Annotated[
         str,
-        typer.Option("--faults", help="e.g. spapi.throttle=0.05,base.error500=0.02"),
+        typer.Option(
+            "--faults",
+            help="API.KIND=RATE,... for APIs spapi, base, ebay and kinds throttle, error500, "
+            "hang, malformed, item_error, latency (mean s); eBay also read_refused (a fixed "
+            "share of SKUs whose single offer reads answer 400/403, never 404), task_failed "
+            "and task_partial (report tasks ending FAILED / COMPLETED_WITH_ERROR). "
+            "e.g. spapi.throttle=0.05,ebay.read_refused=0.1",
+        ),
     ] = "",
     write_config: Annotated[
         Path | None,

@@ -81,7 +81,7 @@ class Control:
             Route(
                 "/_sim/ebay/{account}/offers/{offer_id}",
                 self.ebay_offer,
-                methods=["GET", "PATCH"],
+                methods=["GET", "PATCH", "DELETE"],
             ),
         ]
 
@@ -147,7 +147,10 @@ class Control:
                     for name, a in state.base.items()
                 },
                 "ebay": {
-                    name: {"calls_remaining": a.calls.remaining(now)}
+                    name: {
+                        "calls_remaining": a.calls.remaining(now),
+                        "feed_calls_remaining": a.feed_calls.remaining(now),
+                    }
                     for name, a in state.ebay.items()
                 },
             }
@@ -313,14 +316,20 @@ class Control:
         return self.state.ebay.get(request.path_params["account"])
 
     async def ebay_account(self, request: Request) -> Response:
-        """``PATCH {"daily_call_limit", "daily_revision_limit", "out_of_stock_control"}``."""
+        """``PATCH {"daily_call_limit", "daily_revision_limit", "daily_report_limit",
+        "out_of_stock_control"}``."""
         account = self._ebay(request)
         if account is None:
             return _bad("unknown eBay account", 404)
         if request.method == "PATCH":
             try:
                 body = await _object(request)
-                known = {"daily_call_limit", "daily_revision_limit", "out_of_stock_control"}
+                known = {
+                    "daily_call_limit",
+                    "daily_revision_limit",
+                    "daily_report_limit",
+                    "out_of_stock_control",
+                }
                 unknown = set(body) - known
                 if unknown:
                     raise BadBody(f"unknown settings: {', '.join(sorted(unknown))}")
@@ -328,6 +337,8 @@ class Control:
                     account.calls.limit = _int(body, "daily_call_limit")
                 if "daily_revision_limit" in body:
                     account.revisions.limit = _int(body, "daily_revision_limit")
+                if "daily_report_limit" in body:
+                    account.report_limit = _int(body, "daily_report_limit")
                 if "out_of_stock_control" in body:
                     flag = body["out_of_stock_control"]
                     if not isinstance(flag, bool):
@@ -351,13 +362,17 @@ class Control:
         return json_response({"offers": offers})
 
     async def ebay_offer(self, request: Request) -> Response:
-        """``PATCH {"price": "24.99", "quantity": 3, "status": "UNPUBLISHED"}``: a hand edit."""
+        """``PATCH {"price": "24.99", "quantity": 3, "status": "UNPUBLISHED"}``: a hand edit;
+        ``DELETE``: the seller deleted the offer (eBay answers 404 / 25713 for it)."""
         account = self._ebay(request)
         if account is None:
             return _bad("unknown eBay account", 404)
         offer = account.by_offer_id.get(request.path_params["offer_id"])
         if offer is None:
             return _bad("offer not found", 404)
+        if request.method == "DELETE":
+            account.remove(offer)
+            return json_response({"deleted": offer.to_json()})
         if request.method == "PATCH":
             try:
                 body = await _object(request)

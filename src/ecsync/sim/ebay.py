@@ -5,7 +5,9 @@ longMessage, parameters}]}``. A bulk price/quantity update takes at most 25 entr
 answers 200 when all succeed, 207 with a status per entry otherwise. A listing may be
 revised at most 250 times per (UTC, simulated) day, and each account has a daily call
 quota (eBay does not publish the Inventory API's default, so it is a per-account setting,
-``PATCH /_sim/ebay/{account}``).
+``PATCH /_sim/ebay/{account}``). The Sell Feed API's report task lives in ``ebay_feed.py``
+and shares this module's gate. The ``ebay.read_refused`` fault refuses single offer reads of
+a fixed share of SKUs with 400/403 (see ``faults.py``).
 """
 
 from __future__ import annotations
@@ -156,7 +158,13 @@ class EbayApi:
 
     # --- the gate ---------------------------------------------------------------------
 
-    async def _gate(self, request: Request) -> EbayAccount | Response:
+    async def _gate(self, request: Request, *, feed: bool = False) -> EbayAccount | Response:
+        """Faults, bearer token and the daily call window every API call passes.
+
+        ``feed``: a Sell Feed API call. It counts in ``feed_calls`` (every authenticated
+        call, refused or not) and against the Feed API's own daily window, not the
+        Inventory API's.
+        """
         state = self.state
         faults = state.faults
         delay = faults.latency("ebay")
@@ -180,7 +188,11 @@ class EbayApi:
             )
         account = state.ebay[name]
         counters = state.stats.ebay[name]
-        if faults.hit("ebay", "throttle") or not account.calls.try_hit(now):
+        window = account.calls
+        if feed:
+            counters.feed_calls += 1
+            window = account.feed_calls
+        if faults.hit("ebay", "throttle") or not window.try_hit(now):
             counters.errors += 1
             return _errors(
                 429,
@@ -219,6 +231,9 @@ class EbayApi:
                 400,
                 ebay_error(25707, "This is an invalid value for a SKU. The sku is required."),
             )
+        refused = self._refused(account, sku)
+        if refused is not None:
+            return refused
         offer = account.by_sku.get(sku)
         if offer is None:
             error = ebay_error(
@@ -241,10 +256,40 @@ class EbayApi:
         account = gate
         offer_id = request.path_params["offer_id"]
         offer = account.by_offer_id.get(offer_id)
+        refused = self._refused(account, offer.sku if offer is not None else offer_id)
+        if refused is not None:
+            return refused
         if offer is None:
             return self._fail(account, 404, _offer_unavailable(offer_id))
         self.state.stats.ebay[account.name].reads += 1
         return self._respond(offer.to_json())
+
+    def _refused(self, account: EbayAccount, sku: str) -> Response | None:
+        """The ``read_refused`` fault: this SKU's single reads fail with an error that says
+        nothing about the offer (403 access denied or 400), never 404 / 25713."""
+        point = self.state.faults.refused("ebay", "read_refused", sku)
+        if point is None:
+            return None
+        if int(point * 1_000_000) % 2:
+            return self._fail(
+                account,
+                403,
+                ebay_error(
+                    1100,
+                    "Access denied",
+                    domain="ACCESS",
+                    long_message="Insufficient permissions to fulfill the request.",
+                ),
+            )
+        return self._fail(
+            account,
+            400,
+            ebay_error(
+                25709,
+                "Invalid value for sku. The request could not be processed.",
+                parameters=[{"name": "sku", "value": sku}],
+            ),
+        )
 
     async def inventory_items(self, request: Request) -> Response:
         """``GET /inventory_item?limit=&offset=``: pages of inventory items (limit <= 200)."""

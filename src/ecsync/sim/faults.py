@@ -14,6 +14,20 @@ one item in ten unreadable (garbled in ``/1/items`` pages, an error from
 ``/1/items/detail``) for the whole run, the same items for the same seed, so a client
 reading the account twice meets the same broken items and can never mistake them for
 deleted ones. It acts on BASE only for now (other APIs accept it and ignore it).
+
+Kinds for eBay only (accepted for every API, acting on eBay alone):
+
+- ``read_refused``: single item reads (``GET /offer?sku=``, ``GET /offer/{offerId}``) of
+  that share of SKUs answer 403 (errorId 1100, access denied) or 400 (errorId 25709): an
+  error, never the 404 / 25713 that says the offer is gone. The SKUs are a deterministic
+  draw from the seed and the SKU, so the same ones stay refused while the fault is on.
+- ``task_failed``: that share of Sell Feed report tasks end ``FAILED`` (nothing to download).
+- ``task_partial``: that share of report tasks end ``COMPLETED_WITH_ERROR``; their report
+  leaves out about one listing in ten.
+
+The other eBay faults (throttle, error500, hang, malformed, latency) apply to the Sell
+Feed API calls as to the Inventory API calls; ``malformed`` on a report download answers a
+truncated zip.
 """
 
 from __future__ import annotations
@@ -25,7 +39,18 @@ from collections.abc import Mapping
 from typing import Any
 
 APIS = ("spapi", "base", "ebay")
-KINDS = ("throttle", "error500", "hang", "malformed", "item_error", "item_malformed", "latency")
+KINDS = (
+    "throttle",
+    "error500",
+    "hang",
+    "malformed",
+    "item_error",
+    "item_malformed",
+    "latency",
+    "read_refused",
+    "task_failed",
+    "task_partial",
+)
 
 
 class FaultError(ValueError):
@@ -135,6 +160,17 @@ class Faults:
             return False
         digest = hashlib.blake2b(f"{self._seed}:{api}:{kind}:{key}".encode(), digest_size=8)
         return int.from_bytes(digest.digest()) / 2**64 < rate
+
+    def refused(self, api: str, kind: str, key: str) -> float | None:
+        """A per-key draw: the key's fixed point in [0, 1) if it falls under the rate, else
+        None. Unlike ``hit``, the same key gets the same answer for as long as the rate
+        stays, whatever other requests came in between."""
+        rate = self.rates[api].get(kind, 0.0)
+        if rate <= 0:
+            return None
+        digest = hashlib.sha256(f"{self._seed}:{api}:{kind}:{key}".encode()).digest()
+        point = int.from_bytes(digest[:8], "big") / 2**64
+        return point if point < rate else None
 
     def choice(self, count: int) -> int:
         return self._rng.randrange(count)

@@ -11,10 +11,11 @@ from typing import Any
 
 
 class ChannelCounters:
-    __slots__ = ("errors", "limit_errors", "reads", "writes")
+    __slots__ = ("errors", "feed_calls", "limit_errors", "reads", "writes")
 
     def __init__(self) -> None:
         self.reads = 0
+        self.feed_calls = 0  # eBay Sell Feed API calls (report tasks), apart from reads
         self.writes = 0
         self.limit_errors = 0
         self.errors = 0
@@ -59,7 +60,12 @@ class SimStats:
                 for name, c in self.base.items()
             },
             "ebay": {
-                name: {"reads": c.reads, "writes": c.writes, "errors": c.errors}
+                name: {
+                    "reads": c.reads,
+                    "writes": c.writes,
+                    "errors": c.errors,
+                    "feed_calls": c.feed_calls,
+                }
                 for name, c in self.ebay.items()
             },
         }
