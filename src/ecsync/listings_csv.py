@@ -92,7 +92,7 @@ def parse_listings_csv(path: Path, accounts: Mapping[str, str]) -> ParsedCsv:
             for column, position in index.items()
         }
         row_problems += _check_row(values, accounts)
-        if values["platform"] == "ebay" and not values["item_id"]:
+        if _found_by_sku(values["platform"]) and not values["item_id"]:
             values["item_id"] = values["sku"]  # the offer is found by SKU on first push
         if not row_problems:
             account, asin, item_id = values["account"], values["asin"], values["item_id"]
@@ -113,11 +113,16 @@ def parse_listings_csv(path: Path, accounts: Mapping[str, str]) -> ParsedCsv:
     return ParsedCsv(encoding=encoding, rows=rows, problems=problems)
 
 
+def _found_by_sku(platform: str) -> bool:
+    """Channels that address items by SKU (eBay) may leave ``item_id`` empty in a row."""
+    return platform in kind_names() and channel_kind(platform).requires_sku
+
+
 def _check_row(values: Mapping[str, str], accounts: Mapping[str, str]) -> list[str]:
     problems = [
         f"empty required field {column!r}"
         for column in ("platform", "account", "asin", "item_id")
-        if not values[column] and not (column == "item_id" and values["platform"] == "ebay")
+        if not values[column] and not (column == "item_id" and _found_by_sku(values["platform"]))
     ]
     platform, account, asin = values["platform"], values["account"], values["asin"]
     platforms = kind_names()

@@ -8,7 +8,7 @@ is written here from the case itself.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -42,7 +42,7 @@ class FakeReader:
         self._read = read
         self.calls = 0
 
-    async def read(self) -> ChannelRead:
+    async def read(self, expected_skus: Iterable[str] = ()) -> ChannelRead:
         self.calls += 1
         return self._read
 

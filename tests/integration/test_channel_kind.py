@@ -9,7 +9,7 @@ to the shelf without any change to the engine, the store or the domain.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -76,7 +76,7 @@ class ShelfAdapter:
         for item_id in list(self._shelf.items):
             yield self._item(item_id)
 
-    async def read(self) -> ChannelRead:
+    async def read(self, expected_skus: Iterable[str] = ()) -> ChannelRead:
         items = [item async for item in self.read_items()]
         problems = [ReadProblem(f"item {i.item_id}", "503 busy") for i in items]
         problems = [p for p in problems if p.where[5:] in self._shelf.unreadable]
