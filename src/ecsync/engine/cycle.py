@@ -11,7 +11,7 @@ import functools
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -126,6 +126,7 @@ class CycleRunner:
         self.phase = "starting"
         self.preview: list[PlannedChange] = []
         self.held_listing_ids: set[int] = set()
+        self.summary = CycleSummary()  # the running cycle's, kept when it is interrupted
 
     def progress(self) -> dict[str, Any]:
         """What this cycle is doing now, for the lease heartbeat and ``status``."""
@@ -157,7 +158,7 @@ class CycleRunner:
 
     async def run(self, options: CycleOptions) -> CycleSummary:
         started = self._clock.monotonic()
-        summary = CycleSummary()
+        summary = self.summary = CycleSummary()
         try:
             summary.cycle_id = await self._db.run(lambda s: self._open(s, options))
         except BaseException:
@@ -213,6 +214,13 @@ class CycleRunner:
                 summary.changes_failed = counts.get("failed", 0)
                 summary.changes_held = counts.get("held", 0)
                 summary.extra["changes_pending"] = counts.get("planned", 0) + counts.get("sent", 0)
+                if summary.extra.get("deadline_reached") and not summary.error:
+                    summary.error = (
+                        f"deadline reached: {summary.extra['changes_pending']} changes could "
+                        "not be sent in time and stay planned for the next cycle ("
+                        + ", ".join(summary.extra["deadline_reached"])
+                        + ")"
+                    )
             summary.duration_s = round(self._clock.monotonic() - started, 3)
             await self._db.run(lambda s: self._close(s, summary))
             self._db.close()
@@ -225,7 +233,7 @@ class CycleRunner:
         """Open an adapter per account in scope; reconcile first when it is due."""
         settings = self._app.settings
         names = await self._db.run(lambda s: accounts_in_scope(s, options.scope))
-        pushers = {
+        pushers = self._pushers = {
             name: AccountPusher(
                 open_account(settings, name, self._db, self._stop, self._clock),
                 self._db,
@@ -237,7 +245,7 @@ class CycleRunner:
         }
         due = await self._db.run(
             lambda s: accounts_due_for_reconcile(
-                s, names, settings.daemon.reconcile_every, options.reconcile
+                s, {n: settings.reconcile_every(n) for n in names}, options.reconcile
             )
         )
         if due:
@@ -252,8 +260,13 @@ class CycleRunner:
         async def one(adapter: ChannelAdapter) -> None:
             try:
                 result = await read_account(adapter)
-            except ChannelAuthError:
-                raise
+            except ChannelAuthError as exc:
+                # Stays with its account: the others reconcile, plan and push as usual.
+                log.error(
+                    "%s: stopped for this cycle, its changes stay planned: %s", adapter.account, exc
+                )
+                self._pushers[adapter.account].fail(str(exc))
+                return
             except ChannelError as exc:
                 log.warning("%s: reconcile skipped this cycle: %s", adapter.account, exc)
                 summary.extra.setdefault("reconcile_errors", {})[adapter.account] = str(exc)
@@ -388,15 +401,38 @@ class CycleRunner:
         if tally.warnings:
             summary.extra["warnings"] = sorted(tally.warnings)
         self.held_listing_ids = tally.held_listing_ids
+        late = sorted(n for n, p in pushers.items() if p.tally.past_deadline)
+        if late:
+            summary.extra["deadline_reached"] = late
         errors = {name: e for p in pushers.values() for name, e in p.tally.errors.items()}
         if errors:
             summary.extra["account_errors"] = errors
         self.preview = tally.preview
 
-    @staticmethod
-    def _outcome(summary: CycleSummary, options: CycleOptions) -> str:
+    def _outcome(self, summary: CycleSummary, options: CycleOptions) -> str:
+        """``failed`` when nothing could be trusted (SP-API gave no answer at all, or every
+        account in scope was refused); ``partial`` when some of it did not get through."""
         if options.dry_run:
             return "dry_run"
+        answered = (
+            summary.quotes_ok + summary.quotes_out_of_stock + summary.quotes_no_eligible_offer
+        )
+        if summary.extra.get("spapi_outage") or (summary.quotes_error and not answered):
+            summary.error = summary.error or (
+                f"SP-API outage: all {summary.quotes_error} quotes failed, none answered; "
+                "nothing was planned from them"
+            )
+            return "failed"
+        errors = summary.extra.get("account_errors") or {}
+        if self._pushers and set(self._pushers) <= set(errors):
+            summary.error = summary.error or "every account failed: " + "; ".join(
+                f"{name}: {errors[name]}" for name in sorted(errors)
+            )
+            return "failed"
+        if errors:
+            summary.error = summary.error or "; ".join(
+                f"{name}: {errors[name]}" for name in sorted(errors)
+            )
         if (
             summary.quotes_error
             or summary.changes_failed
@@ -502,14 +538,15 @@ def accounts_in_scope(session: Session, scope: Scope) -> list[str]:
 
 
 def accounts_due_for_reconcile(
-    session: Session, names: Sequence[str], every: int, forced: bool | None
+    session: Session, every: Mapping[str, int], forced: bool | None
 ) -> list[str]:
-    """Accounts never read in bulk (no pull or reconcile yet), or not read for ``every``
-    finished cycles; ``forced`` True or False overrides."""
+    """Accounts never read in bulk (no pull or reconcile yet), or whose last read is
+    ``every[name]`` cycles back counting this one (1: every cycle); ``forced`` True or False
+    overrides."""
     if forced is not None:
-        return list(names) if forced else []
+        return list(every) if forced else []
     due = []
-    for account in session.scalars(select(Account).where(Account.name.in_(names))):
+    for account in session.scalars(select(Account).where(Account.name.in_(list(every)))):
         if account.last_reconciled_at is None:
             due.append(account.name)
             continue
@@ -522,6 +559,6 @@ def accounts_due_for_reconcile(
                 Cycle.started_at > account.last_reconciled_at,
             )
         )
-        if (cycles_since or 0) >= every:
+        if (cycles_since or 0) + 1 >= every[account.name]:  # + 1: this cycle counts
             due.append(account.name)
     return sorted(due)
