@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from ecsync import __version__
 from ecsync.app import App, configure_logging, open_app
@@ -612,6 +613,11 @@ def run(argv: list[str] | None = None) -> int:
         return 130
     except typer.Exit as exc:
         return exc.exit_code
+    except SQLAlchemyError as exc:  # past open_app (which names the URL): still one line
+        cause = getattr(exc, "orig", None) or exc
+        first = next((line.strip() for line in str(cause).splitlines() if line.strip()), "")
+        err.print(f"ecsync: database error: {first}", markup=False, highlight=False)
+        return 2
     except Exception as exc:  # click usage errors and the like
         import click
 
