@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -234,11 +235,32 @@ def demo() -> None:
         )
     out.print(changes)
     example = rows[0].asin if rows else "ASIN"
+    me = invocation()
     out.print(
         f"The demo shop stays in {result.directory}/ (the simulator has stopped): try\n"
-        f"  ecsync --config {result.directory}/ecsync.toml status\n"
-        f"  ecsync --config {result.directory}/ecsync.toml history {example}"
+        f"  {me} --config {result.directory}/ecsync.toml status\n"
+        f"  {me} --config {result.directory}/ecsync.toml history {example}",
+        markup=False,
+        highlight=False,
     )
+
+
+def invocation(argv0: str | None = None) -> str:
+    """How to run this ecsync again from the same shell: ``ecsync`` when that is the one on
+    PATH, else the path it was started by (``.venv/bin/ecsync`` after ``make demo``)."""
+    started = Path(argv0 if argv0 is not None else sys.argv[0])
+    if started.name == "__main__.py":  # python -m ecsync
+        return f"{sys.executable} -m ecsync"
+    on_path = shutil.which("ecsync")
+    if on_path and started.name == "ecsync" and Path(on_path).resolve() == started.resolve():
+        return "ecsync"
+    if started.name != "ecsync":
+        return "ecsync" if on_path else f"{sys.executable} -m ecsync"
+    try:
+        relative = str(started.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(started.resolve())
+    return relative if "/" in relative else f"./{relative}"
 
 
 DEMO_FIELDS = (

@@ -389,6 +389,7 @@ CHANGE_MEANING = {
     "failed": "refused by the channel",
     "held": "stopped by a guard, not sent: check the reason",
     "superseded": "left unfinished, re-planned by a later cycle",
+    "unknown": "sent before an interruption, never confirmed; re-planned by a later cycle",
 }
 
 

@@ -214,6 +214,8 @@ class CycleRunner:
                 summary.changes_failed = counts.get("failed", 0)
                 summary.changes_held = counts.get("held", 0)
                 summary.extra["changes_pending"] = counts.get("planned", 0) + counts.get("sent", 0)
+                if summary.status == "ok" and summary.extra["changes_pending"]:
+                    summary.status = "partial"  # what could not go out waits for the next one
                 if summary.extra.get("deadline_reached") and not summary.error:
                     summary.error = (
                         f"deadline reached: {summary.extra['changes_pending']} changes could "
