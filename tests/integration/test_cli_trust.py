@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import Session
 
-from ecsync.store.schema import Account, Change, Cycle, Listing
+from ecsync.store.schema import Account, Change, Cycle, Listing, Token
 from tests.conftest import CliResult
 from tests.integration.conftest import Shop, import_channel_listings
 
@@ -130,12 +130,27 @@ def test_a_good_sync_exits_0(make_shop: Callable[..., Shop], cli: Callable[..., 
 # --- one account's refused token stays with that account ----------------------------------
 
 
+@pytest.mark.parametrize("refused_at", ["read", "push"])
 def test_one_refused_base_account_does_not_stop_the_others(
-    make_shop: Callable[..., Shop], cli: Callable[..., CliResult]
+    make_shop: Callable[..., Shop], cli: Callable[..., CliResult], refused_at: str
 ) -> None:
     shop = make_shop(products=60, base_accounts=2, ebay_accounts=1, ebay_share=1.0, drift=0.0)
-    import_channel_listings(shop, cli)  # no channel call: base-2 never got a token
+    import_channel_listings(shop, cli)  # no channel call: base-2 has no token yet
     refused = {"ECSYNC_ACCOUNT__BASE_2__REFRESH_TOKEN": "revoked-by-the-seller"}
+    read = "--reconcile"
+    if refused_at == "push":
+        # Synced while base-2 was fine; then its database comes back from an old backup:
+        # BASE rotated the refresh token since, so the stored one is refused too.
+        assert _sync_json(shop)[0] == 0
+        engine = create_engine(f"sqlite:///{shop.dir / 'ecsync.db'}")
+        with engine.begin() as connection:
+            connection.execute(
+                update(Token)
+                .where(Token.owner == "base-2")
+                .values(access_token=None, refresh_token="rotated-away-since-the-backup")
+            )
+        engine.dispose()
+        read = "--no-reconcile"
     # One source sells out per BASE account; each is on ebay-1 too (ebay_share 1.0).
     base1 = next(iter(v for v in _base_items(shop, "base-1").values() if v["visible"]))
     base2 = next(iter(v for v in _base_items(shop, "base-2").values() if v["visible"]))
@@ -143,7 +158,7 @@ def test_one_refused_base_account_does_not_stop_the_others(
         shop.sim("PUT", f"/_sim/amazon/{item['identifier']}", json={"out_of_stock": True})
     shop.sim("POST", "/_sim/stats/reset")
 
-    code, summary = _sync_json(shop, env=refused)
+    code, summary = _sync_json(shop, read, env=refused)
 
     assert code == 0, summary
     assert summary["status"] == "partial"
