@@ -433,7 +433,8 @@ def _progress_text(phase: str, progress: dict[str, Any]) -> str:
     if progress.get("errors"):
         parts.append(f"{progress['errors']} quote errors")
     if "applied" in progress:
-        parts.append(f"{progress['applied']} changes applied")
+        applied = progress["applied"]
+        parts.append(f"{applied} change{'' if applied == 1 else 's'} applied")
     return ", ".join(parts)
 
 
