@@ -22,7 +22,20 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src/
 
+# This machine kind may run PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`): when
+# it answers, the store tests run on it too (unless ECSYNC_TEST_POSTGRES_URL is already set);
+# without it they skip with a visible reason.
+PG_URL := postgresql://postgres@127.0.0.1:5432/test
+
 unit: $(STAMP)
+	@if [ -n "$$ECSYNC_TEST_POSTGRES_URL" ]; then \
+	  echo "store tests also run on PostgreSQL (ECSYNC_TEST_POSTGRES_URL is set)"; \
+	elif command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432; then \
+	  echo "PostgreSQL answers on 127.0.0.1:5432: store tests also run on PostgreSQL"; \
+	  export ECSYNC_TEST_POSTGRES_URL="$(PG_URL)"; \
+	else \
+	  echo "no PostgreSQL on 127.0.0.1:5432: PostgreSQL store tests will be skipped"; \
+	fi; \
 	$(BIN)/pytest -q
 
 test: lint typecheck unit

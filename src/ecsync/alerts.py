@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 CYCLE_FAILED = "cycle_failed"
 GUARD_TRIPPED = "guard_tripped"
+ACCOUNT_FAILED = "account_failed"
 THROTTLING = "throttling"
 DAEMON_STARTED = "daemon_started"
 DAEMON_STOPPED = "daemon_stopped"
@@ -63,6 +64,18 @@ def cycle_alerts(summary: Mapping[str, Any]) -> list[Alert]:
                 f"cycle {cycle} failed",
                 f"Cycle {cycle} failed: {summary.get('error') or 'no reason recorded'}. "
                 "The daemon carries on with the next cycle; `ecsync status` shows the details.",
+                "failure",
+            )
+        )
+    refused = dict(summary.get("account_errors") or {})
+    if refused and summary.get("status") != "failed":  # a failed cycle's alert says it already
+        alerts.append(
+            Alert(
+                ACCOUNT_FAILED,
+                f"cycle {cycle}: {', '.join(sorted(refused))} stopped",
+                f"Cycle {cycle}: "
+                + "; ".join(f"{name}: {refused[name]}" for name in sorted(refused))
+                + ". That account's changes stay planned; the other accounts went on.",
                 "failure",
             )
         )

@@ -6,12 +6,13 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ecsync.config import Settings, secret_values
 from ecsync.errors import ConfigError, UsageError
 from ecsync.logs import setup_logging
-from ecsync.store.engine import make_engine, session_factory, transaction
+from ecsync.store.engine import database_error, make_engine, session_factory, transaction
 from ecsync.store.migrate import current_revision, head_revision, upgrade_to_head
 from ecsync.store.repo import sync_accounts
 
@@ -63,6 +64,9 @@ def open_app(settings: Settings, *, migrate: bool = False) -> App:
             except ValueError as exc:
                 raise ConfigError(f"{settings.config_path}: accounts: {exc}") from None
         return app
+    except SQLAlchemyError as exc:  # refused port, read-only file, ...: one line, exit 2
+        engine.dispose()
+        raise database_error(settings.database_url, exc) from None
     except BaseException:
         engine.dispose()
         raise

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,19 +18,20 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from ecsync import __version__
 from ecsync.app import App, configure_logging, open_app
 from ecsync.channels.kinds import kind_names
 from ecsync.clock import Stop
-from ecsync.config import Settings, load_settings, require_credentials
+from ecsync.config import Settings, load_settings, parse_duration, require_credentials
 from ecsync.domain.plan import ChangeStatus, PlannedChange
 from ecsync.engine.collect import Scope
 from ecsync.engine.cycle import CycleOptions, CycleRunner, CycleSummary
 from ecsync.engine.plan import money
 from ecsync.engine.pull import PullReport, pull_accounts
 from ecsync.engine.runtime import run_with_stop
-from ecsync.errors import EcsyncError, ImportRejected, UsageError
+from ecsync.errors import EcsyncError, ImportRejected, Interrupted, UsageError
 from ecsync.listings_csv import parse_listings_csv
 from ecsync.lock import InstanceLock, lock_path
 from ecsync.progress import FetchProgress
@@ -158,7 +162,7 @@ def import_csv(
         except ValueError as exc:
             raise UsageError(f"{file}: {exc}") from None
         total = len(parsed.rows) + _bad_lines(parsed.problems)
-        out.print(f"{file}: read as {parsed.encoding}, {total} rows")
+        out.print(f"{file}: read as {parsed.encoding}, {plural(total, 'row')}")
         keys = [
             ListingKey(account=r.account, asin=r.asin, item_id=r.item_id, sku=r.sku, line=r.line)
             for r in parsed.rows
@@ -166,12 +170,20 @@ def import_csv(
         with transaction(application.sessions) as session:
             problems = parsed.problems + import_conflicts(session, keys)
             if problems:
-                out.print(f"{file}: nothing imported, {_bad_lines(problems)} bad rows:")
-                raise ImportRejected(sorted(problems, key=_line_number))
+                bad = _bad_lines(problems)
+                out.print(f"{file}: nothing imported, {plural(bad, 'bad row')}:")
+                raise ImportRejected(
+                    [f"{file}: {problem}" for problem in sorted(problems, key=_line_number)]
+                )
             outcome = apply_import(session, keys)
     out.print(
         f"imported: {outcome.added} added, {outcome.updated} updated, {outcome.unchanged} unchanged"
     )
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 bad row``, ``2 bad rows``: a count and its noun, agreeing."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _bad_lines(problems: list[str]) -> int:
@@ -207,7 +219,7 @@ def demo() -> None:
             rows = cycle_changes(session, result.second.cycle_id)
     finally:
         application.close()
-    changes = Table(title=f"what cycle 2 changed, and why ({len(rows)} changes)")
+    changes = Table(title=f"what cycle 2 changed, and why ({plural(len(rows), 'change')})")
     for column in ("account", "asin", "change", "status", "why"):
         changes.add_column(column)
     for row in rows[:15]:
@@ -224,11 +236,32 @@ def demo() -> None:
         )
     out.print(changes)
     example = rows[0].asin if rows else "ASIN"
+    me = invocation()
     out.print(
         f"The demo shop stays in {result.directory}/ (the simulator has stopped): try\n"
-        f"  ecsync --config {result.directory}/ecsync.toml status\n"
-        f"  ecsync --config {result.directory}/ecsync.toml history {example}"
+        f"  {me} --config {result.directory}/ecsync.toml status\n"
+        f"  {me} --config {result.directory}/ecsync.toml history {example}",
+        markup=False,
+        highlight=False,
     )
+
+
+def invocation(argv0: str | None = None) -> str:
+    """How to run this ecsync again from the same shell: ``ecsync`` when that is the one on
+    PATH, else the path it was started by (``.venv/bin/ecsync`` after ``make demo``)."""
+    started = Path(argv0 if argv0 is not None else sys.argv[0])
+    if started.name == "__main__.py":  # python -m ecsync
+        return f"{sys.executable} -m ecsync"
+    on_path = shutil.which("ecsync")
+    if on_path and started.name == "ecsync" and Path(on_path).resolve() == started.resolve():
+        return "ecsync"
+    if started.name != "ecsync":
+        return "ecsync" if on_path else f"{sys.executable} -m ecsync"
+    try:
+        relative = str(started.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(started.resolve())
+    return relative if "/" in relative else f"./{relative}"
 
 
 DEMO_FIELDS = (
@@ -239,6 +272,7 @@ DEMO_FIELDS = (
     "quotes_ok",
     "quotes_out_of_stock",
     "quotes_no_eligible_offer",
+    "quotes_unknown_asin",
     "quotes_error",
     "changes_planned",
     "changes_applied",
@@ -356,8 +390,25 @@ def sync(
         bool, typer.Option("--stock-only", help="Plan visibility and quantity only.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    reconcile: Annotated[
+        bool | None,
+        typer.Option(
+            "--reconcile/--no-reconcile",
+            help="Read every account in bulk first, or not (default: when due, "
+            "see reconcile_every).",
+        ),
+    ] = None,
+    deadline: Annotated[
+        str | None,
+        typer.Option(
+            "--deadline",
+            help="e.g. 30m: what cannot be sent by then stays planned (default: the daemon's "
+            "interval x deadline_fraction).",
+        ),
+    ] = None,
 ) -> None:
     """Run one cycle now."""
+    budget = _deadline_option(deadline)
     with _opened() as application:
         scope = Scope(
             platforms=_split(platforms, "--platforms", allowed=kind_names()),
@@ -366,8 +417,17 @@ def sync(
             ),
             max_items=max_items,
         )
+        settings = application.settings
+        deadline_s = settings.scaled(
+            budget or settings.daemon.interval * settings.daemon.deadline_fraction
+        ).total_seconds()
         options = CycleOptions(
-            scope=scope, dry_run=dry_run, skip_fetch=skip_fetch, stock_only=stock_only
+            scope=scope,
+            dry_run=dry_run,
+            skip_fetch=skip_fetch,
+            stock_only=stock_only,
+            reconcile=reconcile,
+            deadline=time.time() + deadline_s,
         )
         in_scope = [
             a.name
@@ -379,13 +439,26 @@ def sync(
         require_credentials(
             application.settings, [] if dry_run else in_scope, amazon=not skip_fetch
         )
-        summary, preview = _run_cycle(application, options)
+        summary, preview = _run_cycle(
+            application,
+            options,
+            on_interrupt=lambda partial: _print_summary(partial, as_json=as_json),
+        )
         if dry_run:
             _print_plan(application, preview, as_json=as_json, summary=summary)
             return
     _print_summary(summary, as_json=as_json)
     if summary.status == "failed":
         raise typer.Exit(1)
+
+
+def _deadline_option(value: str | None) -> timedelta | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise UsageError(f"--deadline: {exc}") from None
 
 
 def _split(value: str | None, option: str, *, allowed: tuple[str, ...]) -> tuple[str, ...]:
@@ -401,7 +474,13 @@ def _split(value: str | None, option: str, *, allowed: tuple[str, ...]) -> tuple
     return items
 
 
-def _run_cycle(application: App, options: CycleOptions) -> tuple[CycleSummary, list[PlannedChange]]:
+def _run_cycle(
+    application: App,
+    options: CycleOptions,
+    *,
+    on_interrupt: Callable[[CycleSummary], None] = lambda _summary: None,
+) -> tuple[CycleSummary, list[PlannedChange]]:
+    """Run the cycle under the cycle lock; an interrupted one still shows what it did."""
     live = err.is_terminal
     settings = application.settings
     lock = InstanceLock(
@@ -414,7 +493,11 @@ def _run_cycle(application: App, options: CycleOptions) -> tuple[CycleSummary, l
     async def main(stop: Stop) -> tuple[CycleSummary, list[PlannedChange]]:
         with FetchProgress(err, live=live) as progress:
             runner = CycleRunner(application, stop, fetch_observer=progress, lock=lock)
-            summary = await runner.run(options)
+            try:
+                summary = await runner.run(options)
+            except Interrupted:
+                on_interrupt(runner.summary)
+                raise
             held = runner.held_listing_ids
             preview = [
                 replace(c, status=ChangeStatus.HELD) if c.listing_id in held else c
@@ -452,7 +535,9 @@ def _print_plan(
     if as_json:
         out.print_json(dumps({**summary.as_dict(), "changes": rows}))
         return
-    table = Table(title=f"dry run: {len(rows)} changes would be made ({summary.changes_held} held)")
+    table = Table(
+        title=f"dry run: {plural(len(rows), 'change')} would be made ({summary.changes_held} held)"
+    )
     for column in ("account", "asin", "item", "change", "status", "why"):
         table.add_column(column)
     for c, row in zip(preview[:PLAN_ROWS], rows, strict=False):
@@ -482,12 +567,14 @@ def _print_summary(summary: CycleSummary, *, as_json: bool) -> None:
     table.add_column("what")
     table.add_column("value", justify="right")
     for key, value in data.items():
-        if value is None or key == "cycle_id":
+        if value is None or key in ("cycle_id", "error"):  # the error gets a line of its own
             continue
         table.add_row(
             key.replace("_", " "), f"{value:.1f}" if isinstance(value, float) else str(value)
         )
     out.print(table)
+    if summary.error:
+        out.print(f"{summary.status}: {summary.error}", markup=False, highlight=False)
 
 
 @app.command()
@@ -589,7 +676,9 @@ app.command("sim")(sim_command)
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (tests call this in-process)."""
     try:
-        app(args=argv, prog_name="ecsync", standalone_mode=False)
+        # Without standalone mode click *returns* a command's exit status (typer.Exit(1) from
+        # a failed cycle): dropping it would tell cron and systemd that all went well.
+        code = app(args=argv, prog_name="ecsync", standalone_mode=False)
     except EcsyncError as exc:
         err.print(f"ecsync: {exc}", markup=False, highlight=False)
         return exc.exit_code
@@ -598,6 +687,11 @@ def run(argv: list[str] | None = None) -> int:
         return 130
     except typer.Exit as exc:
         return exc.exit_code
+    except SQLAlchemyError as exc:  # past open_app (which names the URL): still one line
+        cause = getattr(exc, "orig", None) or exc
+        first = next((line.strip() for line in str(cause).splitlines() if line.strip()), "")
+        err.print(f"ecsync: database error: {first}", markup=False, highlight=False)
+        return 2
     except Exception as exc:  # click usage errors and the like
         import click
 
@@ -608,7 +702,7 @@ def run(argv: list[str] | None = None) -> int:
             return 130
         log.exception("unexpected error")
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def main() -> None:

@@ -209,6 +209,7 @@ class AccountSettings(_Section):
     daily_call_limit: int = Field(default=5000, ge=1)
     hourly_call_limit: int = Field(default=5000, ge=1)
     zero_quantity_fallback: Literal["error", "unpublish"] = "error"
+    reconcile_every: int | None = Field(default=None, ge=1)
 
     @field_validator("name")
     @classmethod
@@ -256,6 +257,13 @@ def _kind(platform: str) -> ChannelKind:
     return channel_kind(platform)
 
 
+# Cycles between two bulk reads of an account (reconcile), when neither the account nor
+# ``[daemon] reconcile_every`` says otherwise. A BASE read costs one call per 100 items and
+# eBay's is one inventory report, so both read every cycle: a hand edit on the channel is
+# put back by the next cycle, not a day later.
+RECONCILE_EVERY = {"base": 1, "ebay": 1}
+
+
 class GuardSettings(_Section):
     max_drop_pct: Decimal = Field(default=Decimal(50), gt=0, le=100)
     max_hide_fraction: Decimal = Field(default=Decimal("0.3"), gt=0, le=1)
@@ -264,7 +272,7 @@ class GuardSettings(_Section):
 class DaemonSettings(_Section):
     interval: Duration = timedelta(hours=3)
     deadline_fraction: float = Field(default=0.9, gt=0, le=1)
-    reconcile_every: int = Field(default=8, ge=1)
+    reconcile_every: int | None = Field(default=None, ge=1)  # else per account / platform
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     alerts: list[str] = []
@@ -335,6 +343,16 @@ class Settings(BaseSettings):
         if self.database.url:
             return self.database.url
         return f"sqlite:///{(self.config_path.parent / 'ecsync.db').resolve()}"
+
+    def reconcile_every(self, name: str) -> int:
+        """Cycles between two reconciles of account ``name``: the account's own setting,
+        else ``[daemon] reconcile_every``, else its platform's default."""
+        account = self.account(name)
+        if account.reconcile_every is not None:
+            return account.reconcile_every
+        if self.daemon.reconcile_every is not None:
+            return self.daemon.reconcile_every
+        return RECONCILE_EVERY.get(account.platform, 1)
 
     def scaled(self, duration: timedelta) -> timedelta:
         """A configured duration in real time (shorter against a sped-up simulator)."""

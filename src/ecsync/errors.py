@@ -19,6 +19,11 @@ class ConfigError(UsageError):
     """The configuration file or environment is invalid."""
 
 
+class DatabaseError(UsageError):
+    """The database cannot be opened or written (bad URL, refused port, read-only file):
+    the message names the URL (password masked), the file and the cause (exit 2)."""
+
+
 class ImportRejected(UsageError):
     """A CSV import had bad rows; nothing was written."""
 

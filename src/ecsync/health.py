@@ -26,7 +26,7 @@ from ecsync.status import STALL_AFTER
 
 log = logging.getLogger(__name__)
 
-QUOTE_STATUSES = ("ok", "out_of_stock", "no_eligible_offer", "error")
+QUOTE_STATUSES = ("ok", "out_of_stock", "no_eligible_offer", "unknown_asin", "error")
 CHANGE_STATUSES = ("planned", "applied", "failed", "held")
 CYCLE_STATUSES = ("ok", "partial", "failed")
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 10800, 21600)

@@ -48,6 +48,7 @@ SUMMARY_FIELDS: dict[str, Any] = {
     "quotes_ok": 0,
     "quotes_out_of_stock": 0,
     "quotes_no_eligible_offer": 0,
+    "quotes_unknown_asin": 0,
     "quotes_error": 0,
     "changes_planned": 0,
     "changes_applied": 0,
@@ -407,6 +408,7 @@ CHANGE_MEANING = {
     "held": "stopped by a guard, not sent: check the reason",
     "superseded": "left unfinished, re-planned by a later cycle",
     "skipped": "price move under min_change, not sent (one row per listing and target)",
+    "unknown": "sent before an interruption, never confirmed; re-planned by a later cycle",
 }
 
 
@@ -450,7 +452,8 @@ def _progress_text(phase: str, progress: dict[str, Any]) -> str:
     if progress.get("errors"):
         parts.append(f"{progress['errors']} quote errors")
     if "applied" in progress:
-        parts.append(f"{progress['applied']} changes applied")
+        applied = progress["applied"]
+        parts.append(f"{applied} change{'' if applied == 1 else 's'} applied")
     return ", ".join(parts)
 
 

@@ -18,9 +18,9 @@ from tests.conftest import CliResult
 from tests.integration.conftest import Shop, import_channel_listings
 
 
-def _sync(cli: Callable[..., CliResult], *args: str) -> dict[str, Any]:
+def _sync(cli: Callable[..., CliResult], *args: str, code: int = 0) -> dict[str, Any]:
     result = cli("sync", "--json", *args)
-    assert result.code == 0, result.err
+    assert result.code == code, result.err
     summary: dict[str, Any] = json.loads(result.out)
     return summary
 
@@ -75,11 +75,11 @@ def test_sell_outs_and_ineligible_offers_are_recorded(
 
 
 def _fault_run(
-    shop: Shop, cli: Callable[..., CliResult], faults: dict[str, float]
+    shop: Shop, cli: Callable[..., CliResult], faults: dict[str, float], *, code: int = 0
 ) -> dict[str, Any]:
     before = _products(shop)
     shop.sim("PUT", "/_sim/faults", json={"spapi": faults})
-    summary = _sync(cli)
+    summary = _sync(cli, code=code)
     shop.sim("PUT", "/_sim/faults", json={"spapi": {}})
     after = _products(shop)
     for asin, product in after.items():
@@ -99,9 +99,9 @@ def test_server_errors_hangs_and_malformed_answers_keep_the_last_good_quote(
     import_channel_listings(shop, cli)
     _sync(cli)
     for fault in ("error500", "malformed", "hang"):
-        summary = _fault_run(shop, cli, {fault: 1.0})
+        summary = _fault_run(shop, cli, {fault: 1.0}, code=1)  # no answer at all: failed
         assert summary["quotes_error"] == 60, fault
-        assert summary["status"] == "partial"
+        assert summary["status"] == "failed"
     summary = _fault_run(shop, cli, {"item_error": 0.3})
     assert 0 < summary["quotes_error"] < 60
 

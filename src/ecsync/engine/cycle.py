@@ -11,7 +11,7 @@ import functools
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -76,6 +76,7 @@ class CycleSummary:
     quotes_ok: int = 0
     quotes_out_of_stock: int = 0
     quotes_no_eligible_offer: int = 0
+    quotes_unknown_asin: int = 0
     quotes_error: int = 0
     changes_planned: int = 0
     changes_applied: int = 0
@@ -98,6 +99,7 @@ class CycleSummary:
         self.quotes_ok = stats.statuses.get("ok", 0)
         self.quotes_out_of_stock = stats.statuses.get("out_of_stock", 0)
         self.quotes_no_eligible_offer = stats.statuses.get("no_eligible_offer", 0)
+        self.quotes_unknown_asin = stats.statuses.get("unknown_asin", 0)
         self.quotes_error = stats.statuses.get("error", 0)
         self.fetch_floor_s = round(stats.floor_s, 3)
         self.extra["spapi_granted_rate"] = stats.granted_rate
@@ -132,6 +134,7 @@ class CycleRunner:
         self.phase = "starting"
         self.preview: list[PlannedChange] = []
         self.held_listing_ids: set[int] = set()
+        self.summary = CycleSummary()  # the running cycle's, kept when it is interrupted
 
     def progress(self) -> dict[str, Any]:
         """What this cycle is doing now, for the lease heartbeat and ``status``."""
@@ -163,7 +166,7 @@ class CycleRunner:
 
     async def run(self, options: CycleOptions) -> CycleSummary:
         started = self._clock.monotonic()
-        summary = CycleSummary()
+        summary = self.summary = CycleSummary()
         try:
             summary.cycle_id = await self._db.run(lambda s: self._open(s, options))
         except BaseException:
@@ -219,6 +222,15 @@ class CycleRunner:
                 summary.changes_failed = counts.get("failed", 0)
                 summary.changes_held = counts.get("held", 0)
                 summary.extra["changes_pending"] = counts.get("planned", 0) + counts.get("sent", 0)
+                if summary.status == "ok" and summary.extra["changes_pending"]:
+                    summary.status = "partial"  # what could not go out waits for the next one
+                if summary.extra.get("deadline_reached") and not summary.error:
+                    summary.error = (
+                        f"deadline reached: {summary.extra['changes_pending']} changes could "
+                        "not be sent in time and stay planned for the next cycle ("
+                        + ", ".join(summary.extra["deadline_reached"])
+                        + ")"
+                    )
             summary.duration_s = round(self._clock.monotonic() - started, 3)
             await self._db.run(lambda s: self._close(s, summary))
             self._db.close()
@@ -231,7 +243,7 @@ class CycleRunner:
         """Open an adapter per account in scope; reconcile first when it is due."""
         settings = self._app.settings
         names = await self._db.run(lambda s: accounts_in_scope(s, options.scope))
-        pushers = {
+        pushers = self._pushers = {
             name: AccountPusher(
                 open_account(settings, name, self._db, self._stop, self._clock),
                 self._db,
@@ -243,7 +255,7 @@ class CycleRunner:
         }
         due = await self._db.run(
             lambda s: accounts_due_for_reconcile(
-                s, names, settings.daemon.reconcile_every, options.reconcile
+                s, {n: settings.reconcile_every(n) for n in names}, options.reconcile
             )
         )
         if due:
@@ -261,8 +273,13 @@ class CycleRunner:
                     functools.partial(listed_skus, account_name=adapter.account)
                 )
                 result = await read_account(adapter, expected)
-            except ChannelAuthError:
-                raise
+            except ChannelAuthError as exc:
+                # Stays with its account: the others reconcile, plan and push as usual.
+                log.error(
+                    "%s: stopped for this cycle, its changes stay planned: %s", adapter.account, exc
+                )
+                self._pushers[adapter.account].fail(str(exc))
+                return
             except ChannelError as exc:
                 log.warning("%s: reconcile skipped this cycle: %s", adapter.account, exc)
                 summary.extra.setdefault("reconcile_errors", {})[adapter.account] = str(exc)
@@ -403,15 +420,41 @@ class CycleRunner:
         if tally.warnings:
             summary.extra["warnings"] = sorted(tally.warnings)
         self.held_listing_ids = tally.held_listing_ids
+        late = sorted(n for n, p in pushers.items() if p.tally.past_deadline)
+        if late:
+            summary.extra["deadline_reached"] = late
         errors = {name: e for p in pushers.values() for name, e in p.tally.errors.items()}
         if errors:
             summary.extra["account_errors"] = errors
         self.preview = tally.preview
 
-    @staticmethod
-    def _outcome(summary: CycleSummary, options: CycleOptions) -> str:
+    def _outcome(self, summary: CycleSummary, options: CycleOptions) -> str:
+        """``failed`` when nothing could be trusted (SP-API gave no answer at all, or every
+        account in scope was refused); ``partial`` when some of it did not get through."""
         if options.dry_run:
             return "dry_run"
+        answered = (
+            summary.quotes_ok
+            + summary.quotes_out_of_stock
+            + summary.quotes_no_eligible_offer
+            + summary.quotes_unknown_asin
+        )
+        if summary.extra.get("spapi_outage") or (summary.quotes_error and not answered):
+            summary.error = summary.error or (
+                f"SP-API outage: all {summary.quotes_error} quotes failed, none answered; "
+                "nothing was planned from them"
+            )
+            return "failed"
+        errors = summary.extra.get("account_errors") or {}
+        if self._pushers and set(self._pushers) <= set(errors):
+            summary.error = summary.error or "every account failed: " + "; ".join(
+                f"{name}: {errors[name]}" for name in sorted(errors)
+            )
+            return "failed"
+        if errors:
+            summary.error = summary.error or "; ".join(
+                f"{name}: {errors[name]}" for name in sorted(errors)
+            )
         if (
             summary.quotes_error
             or summary.changes_failed
@@ -463,8 +506,8 @@ class CycleRunner:
     def _log_summary(summary: CycleSummary) -> None:
         log.info(
             "cycle %d %s in %.1f s: %d ASINs (%d requests, %d throttled; %d ok, %d out of stock, "
-            "%d no eligible offer, %d errors); changes %d planned, %d applied, %d failed, "
-            "%d held; %d channel calls",
+            "%d no eligible offer, %d unknown to Amazon, %d errors); "
+            "changes %d planned, %d applied, %d failed, %d held; %d channel calls",
             summary.cycle_id,
             summary.status,
             summary.duration_s,
@@ -474,6 +517,7 @@ class CycleRunner:
             summary.quotes_ok,
             summary.quotes_out_of_stock,
             summary.quotes_no_eligible_offer,
+            summary.quotes_unknown_asin,
             summary.quotes_error,
             summary.changes_planned,
             summary.changes_applied,
@@ -517,14 +561,15 @@ def accounts_in_scope(session: Session, scope: Scope) -> list[str]:
 
 
 def accounts_due_for_reconcile(
-    session: Session, names: Sequence[str], every: int, forced: bool | None
+    session: Session, every: Mapping[str, int], forced: bool | None
 ) -> list[str]:
-    """Accounts never read in bulk (no pull or reconcile yet), or not read for ``every``
-    finished cycles; ``forced`` True or False overrides."""
+    """Accounts never read in bulk (no pull or reconcile yet), or whose last read is
+    ``every[name]`` cycles back counting this one (1: every cycle); ``forced`` True or False
+    overrides."""
     if forced is not None:
-        return list(names) if forced else []
+        return list(every) if forced else []
     due = []
-    for account in session.scalars(select(Account).where(Account.name.in_(names))):
+    for account in session.scalars(select(Account).where(Account.name.in_(list(every)))):
         if account.last_reconciled_at is None:
             due.append(account.name)
             continue
@@ -537,6 +582,6 @@ def accounts_due_for_reconcile(
                 Cycle.started_at > account.last_reconciled_at,
             )
         )
-        if (cycles_since or 0) >= every:
+        if (cycles_since or 0) + 1 >= every[account.name]:  # + 1: this cycle counts
             due.append(account.name)
     return sorted(due)

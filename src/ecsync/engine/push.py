@@ -35,6 +35,7 @@ class PushTally:
     failed: int = 0
     gone: int = 0
     deferred: int = 0
+    past_deadline: bool = False  # the budget comes back only after the cycle's deadline
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -63,10 +64,20 @@ class AccountPusher:
         self.tally = PushTally()
 
     def put(self, change: JournaledChange) -> None:
-        if self._exhausted:  # budget gone for this cycle: it stays planned for the next
+        if self._exhausted or self.failed:  # it stays planned for the next cycle
             self.tally.deferred += 1
             return
         self._queue.put_nowait((change.priority, change.change_id, change))
+
+    @property
+    def failed(self) -> bool:
+        """The account's credentials were refused: nothing more goes out this cycle."""
+        return self.adapter.account in self.tally.errors
+
+    def fail(self, reason: str) -> None:
+        """Stop this account only (its changes stay planned); the other accounts go on."""
+        self.tally.errors.setdefault(self.adapter.account, reason)
+        self._drain_rest()
 
     def close(self) -> None:
         """No more changes will come this cycle; the worker ends once the queue is empty."""
@@ -76,15 +87,15 @@ class AccountPusher:
     async def run(self) -> PushTally:
         name = self.adapter.account
         try:
-            while True:
+            while not self.failed:
                 chunk = await self._next_chunk()
                 if not chunk:
                     return self.tally
                 await self._push(chunk)
         except ChannelAuthError as exc:
-            self.tally.errors[name] = str(exc)
-            log.error("%s: push stopped: %s", name, exc)
-            return self.tally
+            log.error("%s: push stopped, its changes stay planned: %s", name, exc)
+            self.fail(str(exc))
+        return self.tally
 
     async def _next_chunk(self) -> list[JournaledChange]:
         """Wait for at least one change (or the end), then take what is queued up to CHUNK."""
@@ -110,7 +121,13 @@ class AccountPusher:
             raise Interrupted(self._stop.reason)
         ids = [c.change_id for c in chunk]
         await self._db.run(lambda s: mark_sent(s, ids, self._now()))
-        results = await self.adapter.apply([c.channel_change for c in chunk])
+        try:
+            results = await self.adapter.apply([c.channel_change for c in chunk])
+        except ChannelAuthError as exc:
+            # Refused before the chunk could be confirmed: back to planned, with why.
+            unsent = [ChangeResult(c.change_id, Outcome.DEFERRED, error=str(exc)) for c in chunk]
+            await self._db.run(lambda s: settle(s, unsent, self._now()))
+            raise
         await self._db.run(lambda s: settle(s, results, self._now()))
         deferred: list[tuple[JournaledChange, ChangeResult]] = []
         for change, result in zip(chunk, results, strict=True):
@@ -139,6 +156,7 @@ class AccountPusher:
         )
         wait = max(0.0, retry_at - now)
         if (self._deadline is not None and retry_at > self._deadline) or wait > MAX_DEFER_WAIT_S:
+            self.tally.past_deadline = self._deadline is not None and retry_at > self._deadline
             self.tally.deferred += len(deferred)
             log.warning(
                 "%s: %d changes wait for the next cycle (%s)",

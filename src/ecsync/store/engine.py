@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+from ecsync.errors import DatabaseError
 
 
 def normalise_url(url: str) -> str:
@@ -20,15 +24,77 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(url: str, *, busy_timeout_s: float = 30.0) -> Engine:
-    url = normalise_url(url)
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
-        _sqlite_pragmas(engine, busy_timeout_s)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+    """An engine for ``url``; raises :class:`DatabaseError` (what, where, why) when the URL
+    names no usable driver or the SQLite file's directory cannot be made."""
+    try:
+        parsed = make_url(normalise_url(url))
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:" and not _is_uri(parsed):
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(parsed, connect_args={"timeout": busy_timeout_s})
+            _sqlite_pragmas(engine, busy_timeout_s)
+            return engine
+        return create_engine(parsed, pool_pre_ping=True)
+    except (SQLAlchemyError, ImportError, OSError) as exc:
+        raise database_error(url, exc) from None
+
+
+def _is_uri(parsed: URL) -> bool:
+    """``sqlite:///file:PATH?mode=ro&uri=true``: SQLite opens it itself; no directory to make."""
+    return str(parsed.query.get("uri", "")).lower() == "true" or bool(
+        parsed.database and parsed.database.startswith("file:")
+    )
+
+
+def masked_url(url: str) -> str:
+    """The URL as the user wrote it, any password replaced (even when it does not parse)."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def database_error(url: str, exc: BaseException) -> DatabaseError:
+    """One line saying what went wrong with the database, where, and why (no traceback)."""
+    where = f"database {masked_url(url)}"
+    if isinstance(exc, NoSuchModuleError) or (
+        isinstance(exc, ArgumentError) and "Can't load plugin" in str(exc)
+    ):
+        scheme = url.split("://", 1)[0] if "://" in url else url
+        return DatabaseError(
+            f"{where}: unknown database driver {scheme!r} "
+            "(use sqlite:///PATH or postgresql://USER@HOST:PORT/NAME)"
+        )
+    if isinstance(exc, ArgumentError):
+        return DatabaseError(
+            f"{where}: not a database URL (use sqlite:///PATH or postgresql://USER@HOST:PORT/NAME)"
+        )
+    if isinstance(exc, ImportError):
+        return DatabaseError(
+            f"{where}: its driver is not installed ({exc.name or exc}); ecsync ships drivers "
+            "for SQLite and PostgreSQL (psycopg)"
+        )
+    if isinstance(exc, OSError):
+        path = exc.filename or ""
+        return DatabaseError(f"{where}: cannot create the directory {path}: {exc.strerror or exc}")
+    cause = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    detail = "; ".join(line for line in lines if not line.startswith("(Background"))
+    backend = _backend(url)
+    if backend == "sqlite":
+        path = _sqlite_path(url)
+        return DatabaseError(f"{where}: SQLite file {path}: {detail}")
+    return DatabaseError(f"{where}: {detail}")
+
+
+def _backend(url: str) -> str:
+    try:
+        return make_url(url).get_backend_name()
+    except (SQLAlchemyError, ValueError):
+        return ""
+
+
+def _sqlite_path(url: str) -> str:
+    database = make_url(url).database or ":memory:"
+    database = database.removeprefix("file:").split("?", 1)[0]
+    return str(Path(database).resolve()) if database != ":memory:" else database
 
 
 def _sqlite_pragmas(engine: Engine, busy_timeout_s: float) -> None:

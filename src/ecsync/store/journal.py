@@ -24,13 +24,30 @@ OPEN = ("planned", "sent")
 
 
 def supersede_open_changes(session: Session, cycle_id: int, now: datetime) -> int:
-    """Changes an earlier cycle left unfinished are re-planned by this one."""
-    result = session.execute(
+    """Changes an earlier cycle left unfinished are re-planned by this one.
+
+    A ``planned`` change never left ecsync: it is ``superseded``. A ``sent`` one may well have
+    reached the channel before the process died, and nobody knows: it becomes ``unknown``
+    (channel writes are idempotent: re-planning it resends at most the same state).
+    """
+    never_sent = session.execute(
         update(Change)
-        .where(Change.status.in_(OPEN), Change.cycle_id != cycle_id)
+        .where(Change.status == "planned", Change.cycle_id != cycle_id)
         .values(status="superseded", finished_at=now, error=f"re-planned by cycle {cycle_id}")
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    maybe_sent = session.execute(
+        update(Change)
+        .where(Change.status == "sent", Change.cycle_id != cycle_id)
+        .values(
+            status="unknown",
+            finished_at=now,
+            error=(
+                "unknown: sent before an interruption, outcome never confirmed; "
+                f"re-planned by cycle {cycle_id}"
+            ),
+        )
+    )
+    return sum(int(getattr(r, "rowcount", 0) or 0) for r in (never_sent, maybe_sent))
 
 
 def mark_interrupted_cycles(session: Session, now: datetime) -> int:
