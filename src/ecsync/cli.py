@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +20,7 @@ from ecsync import __version__
 from ecsync.app import App, configure_logging, open_app
 from ecsync.clock import Stop
 from ecsync.config import Settings, load_settings, require_credentials
-from ecsync.domain.plan import ChangeStatus, PlannedChange
+from ecsync.domain.plan import PlannedChange
 from ecsync.engine.collect import Scope
 from ecsync.engine.cycle import CycleOptions, CycleRunner, CycleSummary
 from ecsync.engine.plan import money
@@ -364,12 +364,7 @@ def _run_cycle(application: App, options: CycleOptions) -> tuple[CycleSummary, l
         with FetchProgress(err, live=live) as progress:
             runner = CycleRunner(application, stop, fetch_observer=progress, lock=lock)
             summary = await runner.run(options)
-            held = runner.held_listing_ids
-            preview = [
-                replace(c, status=ChangeStatus.HELD) if c.listing_id in held else c
-                for c in runner.preview
-            ]
-            return summary, preview
+            return summary, runner.preview
 
     try:
         return run_with_stop(main)

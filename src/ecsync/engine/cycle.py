@@ -125,7 +125,6 @@ class CycleRunner:
         self._reconciling: asyncio.Task[None] | None = None
         self.phase = "starting"
         self.preview: list[PlannedChange] = []
-        self.held_listing_ids: set[int] = set()
 
     def progress(self) -> dict[str, Any]:
         """What this cycle is doing now, for the lease heartbeat and ``status``."""
@@ -385,9 +384,10 @@ class CycleRunner:
         summary.extra["held_hides"] = tally.held_hides
         summary.extra["held_drops"] = tally.held_drops
         summary.extra["mass_hide_tripped"] = sorted(tally.tripped_accounts)
+        summary.extra["released"] = tally.released
+        summary.extra["rejected_kept"] = tally.rejected_kept
         if tally.warnings:
             summary.extra["warnings"] = sorted(tally.warnings)
-        self.held_listing_ids = tally.held_listing_ids
         errors = {name: e for p in pushers.values() for name, e in p.tally.errors.items()}
         if errors:
             summary.extra["account_errors"] = errors
