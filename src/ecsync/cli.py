@@ -18,6 +18,7 @@ from rich.table import Table
 
 from ecsync import __version__
 from ecsync.app import App, configure_logging, open_app
+from ecsync.cli_changes import changes_app
 from ecsync.clock import Stop
 from ecsync.config import Settings, load_settings, require_credentials
 from ecsync.domain.plan import PlannedChange
@@ -49,6 +50,7 @@ app = typer.Typer(
 )
 accounts_app = typer.Typer(help="Channel accounts.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(changes_app, name="changes")
 
 
 class State:
@@ -492,6 +494,8 @@ def history(
             (row.new_price, row.new_visible, row.new_quantity),
         )
         why = row.reason + (f" [{row.error}]" if row.error else "")
+        if row.decided_by:
+            why += f" [{row.status} by {row.decided_by} at {_iso(row.decided_at)}]"
         table.add_row(
             _iso(row.at) or "",
             str(row.cycle_id),
