@@ -52,6 +52,13 @@ def test_a_mass_hide_held_then_released_is_hidden_by_the_next_sync(
     assert all(row["kind"] == "hide" and row["account"] == "base-1" for row in held)
     assert all("mass-hide guard" in row["reason"] and row["age_s"] >= 0 for row in held)
     assert all(row["new"]["visible"] is False for row in held)
+    preview = _sync(cli, "--dry-run")["changes"]  # the preview reads the same guard
+    assert {row["asin"] for row in preview if row["kind"] == "hide"} == dark
+    assert all(
+        row["status"] == "held" and "mass-hide guard" in row["reason"]
+        for row in preview
+        if row["kind"] == "hide"
+    )
     table = cli("changes", "--status", "held", "--account", "base-1")
     assert table.code == 0 and f"{len(dark)} changes" in table.out
     assert all(_base_items(shop)[asin]["visible"] for asin in dark)  # nothing hidden yet

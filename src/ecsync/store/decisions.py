@@ -115,6 +115,8 @@ def decide(
             query = query.where(Account.name == account)
     else:
         query = query.where(Change.id.in_(list(change_ids)))
+    # Locked (PostgreSQL) so a cycle superseding the same held row cannot interleave.
+    query = query.with_for_update(of=Change)
     found = {change.id: (change, name) for change, name in session.execute(query)}
     if change_ids is not None:
         problems = []
