@@ -79,8 +79,12 @@ def test_a_mass_hide_held_then_released_is_hidden_by_the_next_sync(
     assert all(truth[listing.asin]["visible"] for listing in visible if listing.asin not in dark)
     assert _changes(cli, "--status", "held") == []
 
-    third = _sync(cli)  # a used release does not linger
+    third = _sync(cli)  # the channel shows the target: the releases are done
     assert third["released"] == 0 and third["changes_planned"] == 0
+    open_releases = select(Change.id).where(
+        Change.status == "released", Change.finished_at.is_(None)
+    )
+    assert _rows(shop, open_releases) == []
 
 
 def _scale_source(shop: Shop, asin: str, offers: list[dict[str, Any]], factor: float) -> None:

@@ -3,13 +3,21 @@ property that every hide of a cycle is sent or held exactly once."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecsync.config import AccountSettings, GuardSettings
-from ecsync.domain.guards import HideVerdict, MassHideGuard
+from ecsync.domain.guards import (
+    Decision,
+    DecisionKind,
+    Guard,
+    HideVerdict,
+    MassHideGuard,
+    releases_done,
+)
 from ecsync.domain.model import ListingState
 from ecsync.domain.plan import ChangeKind, ChangeStatus, PlanItem, plan_account
 
@@ -124,3 +132,17 @@ def test_every_hide_is_sent_or_held_exactly_once(
         assert held and guard.hides >= min_hides
     else:
         assert not held
+
+
+def test_a_release_lasts_until_the_channel_shows_its_target_or_the_source_moves() -> None:
+    hidden, shown = ListingState(D(1000), False, 1), ListingState(D(1000), True, 1)
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    decisions = {
+        lid: Decision(DecisionKind.RELEASED, 100 + lid, hidden, Guard.MASS_HIDE, "cli", at)
+        for lid in range(1, 6)
+    }
+    decisions[6] = Decision(DecisionKind.REJECTED, 106, hidden, Guard.MASS_HIDE, "cli", at)
+    planned = {1: hidden, 2: ListingState(D(900), True, 1)}  # 1 sent now; 2 asks another
+    confirmed = {1: shown, 2: shown, 3: hidden, 4: shown, 5: shown, 6: hidden}
+    # 3: the channel shows the target; 4, 5: kept as is (no good quote); 6: not a release
+    assert sorted(releases_done(decisions, planned, confirmed)) == [102, 103]

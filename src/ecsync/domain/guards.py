@@ -22,6 +22,7 @@ reason text. It is pure (no I/O, no clock), so its properties are tested on plai
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -39,6 +40,7 @@ __all__ = [
     "MassHideGuard",
     "Routed",
     "guard_of",
+    "releases_done",
 ]
 
 SAMPLE: Final = 200
@@ -190,3 +192,26 @@ class Decision:
         if self.kind is DecisionKind.RELEASED:
             return f"released by {self.by} at {when} (change {self.change_id}): {self.guard} lifted"
         return f"rejected by {self.by} at {when} (change {self.change_id}): kept as is"
+
+
+def releases_done(
+    decisions: Mapping[int, Decision],
+    planned: Mapping[int, ListingState],
+    confirmed: Mapping[int, ListingState],
+) -> list[int]:
+    """The releases (change ids) a plan has done with, given its listings' planned targets
+    and confirmed states: done once the channel shows the target, or once a plan asks for
+    something else (the source moved). While a plan still asks for the same target the
+    release stays, so a push lost to a crash or refused by the channel is released again
+    next cycle; a plan kept as is for want of a good quote leaves it waiting too."""
+    done = []
+    for listing_id, decision in decisions.items():
+        if decision.kind is not DecisionKind.RELEASED:
+            continue
+        if listing_id in planned:
+            finished = planned[listing_id] != decision.target
+        else:
+            finished = confirmed.get(listing_id) == decision.target
+        if finished:
+            done.append(decision.change_id)
+    return done

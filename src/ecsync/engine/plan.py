@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ecsync.config import AccountSettings, Settings
-from ecsync.domain.guards import Decision, DecisionKind, MassHideGuard, Routed
+from ecsync.domain.guards import Decision, MassHideGuard, Routed, releases_done
 from ecsync.domain.model import ListingState, QuoteStatus, is_listed
 from ecsync.domain.plan import ChangeKind, PlanItem, PlannedChange, hold, plan_account
 from ecsync.domain.rules import ProductQuote, desired_state
@@ -265,15 +265,6 @@ class Planner:
         items: Sequence[PlanItem],
         now: datetime,
     ) -> None:
-        """A release is used by the plan that reaches its target, and dropped by one that
-        asks for something else (the source moved) or finds the channel already there; a
-        plan kept as is for want of a good quote leaves it waiting."""
         planned = {c.listing_id: c.new for c in changes}
         confirmed = {item.listing_id: item.confirmed for item in items}
-        done = [
-            decision.change_id
-            for listing_id, decision in decisions.items()
-            if decision.kind is DecisionKind.RELEASED
-            and (listing_id in planned or confirmed.get(listing_id) == decision.target)
-        ]
-        finish_releases(session, done, now)
+        finish_releases(session, releases_done(decisions, planned, confirmed), now)
