@@ -11,7 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecsync.config import AccountSettings, GuardSettings, PricingStrategy
-from ecsync.domain.guards import Decision, DecisionKind, Guard, HideVerdict, MassHideGuard
+from ecsync.domain.guards import (
+    Decision,
+    DecisionKind,
+    Guard,
+    HideVerdict,
+    MassHideGuard,
+    guard_of,
+)
 from ecsync.domain.model import ListingState, QuoteStatus, is_listed
 from ecsync.domain.plan import (
     PRIORITY,
@@ -474,3 +481,41 @@ def test_a_second_cycle_over_an_unchanged_market_writes_nothing(
     after = [applied.get(i, state) for i, state in enumerate(confirmed)]
     second = plan_account(items(after), BASE_ACCOUNT, GUARDS)
     assert second.planned == ()
+
+
+# ---------------------------------------------------------------- the seller's decisions
+
+
+@settings(max_examples=120)
+@given(scenario=scenarios(), reject=st.booleans())
+def test_a_release_sends_exactly_the_held_targets_and_a_rejection_leaves_them_out(
+    scenario: tuple[AccountSettings, GuardSettings, list[PlanItem]], reject: bool
+) -> None:
+    account, guards, items = scenario
+    first = plan_account(items, account, guards)
+    kind = DecisionKind.REJECTED if reject else DecisionKind.RELEASED
+    decisions = {
+        c.listing_id: Decision(kind, c.listing_id, c.new, guard_of(c.kind.value), "cli", NOW)
+        for c in first.held
+    }
+    second = plan_account(items, account, guards, decisions=decisions)
+    by_id = {c.listing_id: c for c in second.changes}
+    for held in first.held:
+        if reject:
+            assert held.listing_id not in by_id
+        else:
+            again = by_id[held.listing_id]
+            assert (again.kind, again.new, again.status) == (
+                held.kind,
+                held.new,
+                ChangeStatus.PLANNED,
+            )
+    untouched = [c for c in first.changes if c.listing_id not in decisions]
+    assert [(c.listing_id, c.new) for c in untouched] == [
+        (c.listing_id, c.new) for c in second.changes if c.listing_id not in decisions
+    ]
+    floors = {item.listing_id: item.floor for item in items}
+    for change in second.planned:  # the floor is never lifted
+        floor = floors[change.listing_id]
+        if floor is not None and change.new.price != change.old.price:
+            assert change.new.price is not None and change.new.price >= floor

@@ -176,17 +176,13 @@ def plan_account(
         seen.add(item.listing_id)
         draft = _draft(item, platform, min_change, guards)
         decision = decisions.get(item.listing_id)
-        if decision is not None and draft.change is not None:
-            if decision.kind is DecisionKind.REJECTED and draft.change.new == decision.target:
-                draft, rejected = replace(draft, change=None), rejected + 1
-            elif decision.kind is DecisionKind.RELEASED:
-                lifted = _released(
-                    item, decision, draft, partial(_draft, item, platform, min_change), guards
-                )
-                if lifted is not None:
-                    draft, released = lifted, released + 1
-                    if decision.guard is Guard.MASS_HIDE:
-                        exempt.add(item.listing_id)
+        if decision is not None:
+            redraft = partial(_draft, item, platform, min_change)
+            draft, outcome = _apply_decision(decision, draft, redraft, guards)
+            released += outcome is DecisionKind.RELEASED
+            rejected += outcome is DecisionKind.REJECTED
+            if outcome is DecisionKind.RELEASED and decision.guard is Guard.MASS_HIDE:
+                exempt.add(item.listing_id)
         drafts.append(draft)
 
     changes = [draft.change for draft in drafts if draft.change is not None]
@@ -223,32 +219,36 @@ def plan_account(
     return Plan(tuple(changes), report, verdict, frozenset(c.listing_id for c in guarded))
 
 
-def _released(
-    item: PlanItem,
+def _apply_decision(
     decision: Decision,
     draft: _Draft,
     redraft: Callable[[GuardSettings], _Draft],
     guards: GuardSettings,
-) -> _Draft | None:
-    """The draft with the released guard lifted, if the plan reached the released target.
+) -> tuple[_Draft, DecisionKind | None]:
+    """The draft once the seller's decision applies, and which applied (None: it did not).
 
-    Only that guard lifts: the floor shapes the target before any guard, so a target under
-    the floor is a different target and the release does not apply to it.
+    Either applies only when the plan reaches the decided target. A rejection leaves the
+    change out. A release lifts only its guard: the floor shapes the target before any
+    guard, so a target under the floor is a different target and no release applies to it.
     """
     change = draft.change
     if change is None:
-        return None
-    if decision.guard is Guard.MAX_DROP:
-        if change.status is ChangeStatus.HELD:
-            draft = redraft(guards.model_copy(update={"max_drop_pct": Decimal(100)}))
-            change = draft.change
-    elif change.kind is not ChangeKind.HIDE:
-        return None
+        return draft, None
+    if decision.kind is DecisionKind.REJECTED:
+        if change.new != decision.target:
+            return draft, None
+        return replace(draft, change=None), DecisionKind.REJECTED
+    lifted = draft
+    if decision.guard is Guard.MAX_DROP and change.status is ChangeStatus.HELD:
+        lifted = redraft(guards.model_copy(update={"max_drop_pct": Decimal(100)}))
+        change = lifted.change
+    elif decision.guard is Guard.MASS_HIDE and change.kind is not ChangeKind.HIDE:
+        return draft, None
     if change is None or change.new != decision.target or change.status is ChangeStatus.HELD:
-        return None
+        return draft, None  # another target: the guard judges it as usual
     note = decision.note()
     reason = f"{change.reason}; {note}" if change.reason else note
-    return replace(draft, change=replace(change, reason=reason))
+    return replace(lifted, change=replace(change, reason=reason)), DecisionKind.RELEASED
 
 
 def _after(confirmed: ListingState, change: PlannedChange | None) -> ListingState:
