@@ -104,14 +104,18 @@ def _decide(kind: DecisionKind, ids: list[int] | None, account: str | None, by: 
     log.info("%d changes %s by %s: %s", len(decided), kind.value, by, listed)
     if kind is DecisionKind.RELEASED:
         out.print(
-            f"released {len(decided)} held changes ({listed}): the next cycle sends them "
-            "without the guard that held them; the price floor still applies"
+            f"released {_count(len(decided), 'held change')} ({listed}): the next cycle sends "
+            "them without the guard that held them; the price floor still applies"
         )
     else:
         out.print(
-            f"rejected {len(decided)} held changes ({listed}): the channel stays as it is "
-            "until the source moves"
+            f"rejected {_count(len(decided), 'held change')} ({listed}): the channel stays as "
+            "it is until the source moves"
         )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _check_account(account: str | None, known: list[str]) -> None:
@@ -154,7 +158,7 @@ def _age(seconds: float) -> str:
 def _table(rows: list[ChangeRow], now: datetime) -> Table:
     from ecsync.cli import _describe_change
 
-    table = Table(title=f"{len(rows)} changes")
+    table = Table(title=_count(len(rows), "change"))
     for column in ("id", "account", "asin", "change", "status", "age", "why"):
         table.add_column(column, overflow="fold")
     for row in rows:
