@@ -95,7 +95,8 @@ def cycle_alerts(summary: Mapping[str, Any]) -> list[Alert]:
                 GUARD_TRIPPED,
                 f"cycle {cycle}: guard tripped",
                 f"Cycle {cycle}: {'; '.join(parts)}. Held changes are not pushed: check the "
-                "source offers (`ecsync status`, `ecsync history ASIN`).",
+                "source offers (`ecsync changes --status held`, `ecsync history ASIN`), then "
+                "`ecsync changes release ID...` or `reject ID...`.",
                 "warning",
             )
         )

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -23,9 +23,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from ecsync import __version__
 from ecsync.app import App, configure_logging, open_app
 from ecsync.channels.kinds import kind_names
+from ecsync.cli_changes import changes_app
 from ecsync.clock import Stop
 from ecsync.config import Settings, load_settings, parse_duration, require_credentials
-from ecsync.domain.plan import ChangeStatus, PlannedChange
+from ecsync.domain.plan import PlannedChange
 from ecsync.engine.collect import Scope
 from ecsync.engine.cycle import CycleOptions, CycleRunner, CycleSummary
 from ecsync.engine.plan import money
@@ -54,6 +55,7 @@ app = typer.Typer(
 )
 accounts_app = typer.Typer(help="Channel accounts.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(changes_app, name="changes")
 
 
 class State:
@@ -498,12 +500,7 @@ def _run_cycle(
             except Interrupted:
                 on_interrupt(runner.summary)
                 raise
-            held = runner.held_listing_ids
-            preview = [
-                replace(c, status=ChangeStatus.HELD) if c.listing_id in held else c
-                for c in runner.preview
-            ]
-            return summary, preview
+            return summary, runner.preview
 
     try:
         return run_with_stop(main)
@@ -635,6 +632,8 @@ def history(
             (row.new_price, row.new_visible, row.new_quantity),
         )
         why = row.reason + (f" [{row.error}]" if row.error else "")
+        if row.decided_by:
+            why += f" [{row.status} by {row.decided_by} at {_iso(row.decided_at)}]"
         table.add_row(
             _iso(row.at) or "",
             str(row.cycle_id),

@@ -267,6 +267,8 @@ RECONCILE_EVERY = {"base": 1, "ebay": 1}
 class GuardSettings(_Section):
     max_drop_pct: Decimal = Field(default=Decimal(50), gt=0, le=100)
     max_hide_fraction: Decimal = Field(default=Decimal("0.3"), gt=0, le=1)
+    # The mass-hide guard trips only from this many hides on: 1 of 2 listings is not "mass".
+    min_hides: int = Field(default=5, ge=1)
 
 
 class DaemonSettings(_Section):

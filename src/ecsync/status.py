@@ -405,10 +405,12 @@ CHANGE_MEANING = {
     "sent": "sent, answer not recorded yet (the next cycle settles it)",
     "applied": "confirmed by the channel",
     "failed": "refused by the channel",
-    "held": "stopped by a guard, not sent: check the reason",
-    "superseded": "left unfinished, re-planned by a later cycle",
+    "held": "stopped by a guard, not sent: see `ecsync changes --status held`",
+    "superseded": "left unfinished or held, re-planned by a later cycle",
     "skipped": "price move under min_change, not sent (one row per listing and target)",
     "unknown": "sent before an interruption, never confirmed; re-planned by a later cycle",
+    "released": "released by you: sent by the next cycle without the guard that held it",
+    "rejected": "rejected by you: kept as is until the source moves",
 }
 
 

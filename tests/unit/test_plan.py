@@ -11,6 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecsync.config import AccountSettings, GuardSettings, PricingStrategy
+from ecsync.domain.guards import (
+    Decision,
+    DecisionKind,
+    Guard,
+    HideVerdict,
+    MassHideGuard,
+    guard_of,
+)
 from ecsync.domain.model import ListingState, QuoteStatus, is_listed
 from ecsync.domain.plan import (
     PRIORITY,
@@ -25,7 +33,7 @@ from ecsync.domain.rules import ProductQuote, desired_state
 D = Decimal
 BASE_ACCOUNT = AccountSettings(name="base-1", platform="base")
 EBAY_ACCOUNT = AccountSettings(name="ebay-1", platform="ebay")
-GUARDS = GuardSettings()
+GUARDS = GuardSettings(min_hides=1)
 LOOSE = GuardSettings(max_hide_fraction=D(1))
 
 
@@ -143,6 +151,18 @@ def test_mass_hide_holds_every_hide_and_reports() -> None:
     assert "4 of 11" in held.changes[0].reason
 
 
+def test_an_account_of_two_listings_hiding_one_is_not_a_mass_hide() -> None:
+    guards = GuardSettings()  # min_hides 5 by default
+    assert guards.min_hides == 5
+    small = plan(*_listed(2, 1), guards=guards)
+    assert [c.status for c in small.changes] == [ChangeStatus.PLANNED]
+    assert not small.report.mass_hide_tripped
+    four = plan(*_listed(10, 4), guards=guards)  # 40 % but only 4 hides
+    assert not four.report.mass_hide_tripped
+    five = plan(*_listed(10, 5), guards=guards)  # 50 % and 5 hides
+    assert five.report.mass_hide_tripped and five.report.held_hides == 5
+
+
 def test_listings_shown_by_the_same_plan_count_as_listed() -> None:
     # 4 hides of 10 listed would trip the guard; 4 shows in the same plan make it 4 of 14.
     shows = [PlanItem(100 + i, base(1000, False), base(1000, True)) for i in range(4)]
@@ -153,10 +173,68 @@ def test_listings_shown_by_the_same_plan_count_as_listed() -> None:
     assert not pushed.report.mass_hide_tripped
 
 
-def test_mass_hide_uses_the_account_wide_counts_when_given() -> None:
-    assert not plan(*_listed(4, 4), guards=GUARDS, listed_total=100).report.mass_hide_tripped
-    tripped = plan(*_listed(4, 4), guards=GUARDS, listed_total=100, prior_hides=27)
-    assert tripped.report.mass_hide_tripped
+def _guard(listed_total: int, sample: int = 200) -> MassHideGuard[int]:
+    return MassHideGuard(GUARDS.max_hide_fraction, GUARDS.min_hides, listed_total, sample)
+
+
+def test_mass_hide_counts_across_batches_in_the_account_guard() -> None:
+    guard = _guard(100, sample=4)
+    first = plan(*_listed(4, 1), guards=GUARDS, hide_guard=guard)  # 1 of 4 sampled: open
+    assert first.hide_verdict is HideVerdict.SEND and first.guarded == {0}
+    guard.hides += 26  # batches in between hid 26 more
+    tripped = plan(*_listed(4, 4), guards=GUARDS, hide_guard=guard)  # 31 of 100
+    assert tripped.report.mass_hide_tripped and tripped.hide_verdict is HideVerdict.HOLD
+    assert all(c.status is ChangeStatus.HELD for c in tripped.changes)
+    assert "31 of 100" in tripped.changes[0].reason
+
+
+def test_hides_wait_while_the_sample_fills() -> None:
+    guard = _guard(100, sample=50)
+    result = plan(*_listed(10, 2), guards=GUARDS, hide_guard=guard)
+    assert result.hide_verdict is HideVerdict.WAIT
+    assert [c.status for c in result.changes] == [ChangeStatus.PLANNED] * 2
+    assert result.guarded == {0, 1}
+
+
+def _decision(kind: DecisionKind, target: ListingState, guard: Guard) -> Decision:
+    return Decision(kind, 7, target, guard, "cli", NOW)
+
+
+def test_a_release_lifts_only_its_guard_for_the_same_target() -> None:
+    cut = PlanItem(1, base(1000), base(400), D(300))
+    released = {1: _decision(DecisionKind.RELEASED, base(400), Guard.MAX_DROP)}
+    result = plan(cut, guards=GUARDS, decisions=released)
+    assert only(result) == (ChangeKind.PRICE_CUT, base(400), ChangeStatus.PLANNED)
+    assert "released by cli" in result.changes[0].reason and result.report.released == 1
+    other = plan(replace(cut, desired=base(350)), guards=GUARDS, decisions=released)
+    assert only(other)[2] is ChangeStatus.HELD  # another target: the guard holds again
+    under = plan(replace(cut, floor=D(450)), guards=GUARDS, decisions=released)
+    assert only(under)[:2] == (ChangeKind.HIDE, base(1000, False))  # the floor never lifts
+
+
+def test_released_hides_go_out_past_a_tripped_guard_and_are_not_counted() -> None:
+    items = _listed(10, 6)
+    released = {
+        i: _decision(DecisionKind.RELEASED, base(1000, visible=False), Guard.MASS_HIDE)
+        for i in range(6)
+    }
+    result = plan(*items, guards=GUARDS, decisions=released)
+    assert [c.status for c in result.changes] == [ChangeStatus.PLANNED] * 6
+    assert not result.report.mass_hide_tripped and result.guarded == frozenset()
+    some = plan(*items, guards=GUARDS, decisions={k: released[k] for k in (0, 1)})
+    statuses = {c.listing_id: c.status for c in some.changes}
+    assert statuses == {0: ChangeStatus.PLANNED, 1: ChangeStatus.PLANNED} | {
+        i: ChangeStatus.HELD for i in range(2, 6)
+    }
+
+
+def test_a_rejected_target_is_left_out_and_another_is_planned() -> None:
+    cut = PlanItem(1, base(1000), base(400))
+    rejected = {1: _decision(DecisionKind.REJECTED, base(400), Guard.MAX_DROP)}
+    kept = plan(cut, guards=GUARDS, decisions=rejected)
+    assert kept.changes == () and kept.report.rejected_kept == 1
+    moved = plan(replace(cut, desired=base(380)), guards=GUARDS, decisions=rejected)
+    assert only(moved)[1:] == (base(380), ChangeStatus.HELD)
 
 
 def test_priorities_put_protection_first() -> None:
@@ -218,6 +296,7 @@ guard_settings = st.builds(
     GuardSettings,
     max_drop_pct=st.sampled_from([D(10), D(50), D(90)]),
     max_hide_fraction=st.sampled_from([D("0.1"), D("0.3"), D(1)]),
+    min_hides=st.sampled_from([1, 2, 5]),
 )
 
 
@@ -340,7 +419,10 @@ def test_held_changes_match_the_guard_definitions_exactly(
     result = plan_account(items, account, guards)
     report = result.report
     hides = [c for c in result.changes if c.kind is ChangeKind.HIDE]
-    tripped = len(hides) > guards.max_hide_fraction * report.listed
+    tripped = (
+        len(hides) > guards.max_hide_fraction * max(report.listed, 1)
+        and len(hides) >= guards.min_hides
+    )
     assert report.mass_hide_tripped == tripped
     for change in result.changes:
         old, new = change.old.price, change.new.price
@@ -402,3 +484,41 @@ def test_a_second_cycle_over_an_unchanged_market_writes_nothing(
     after = [applied.get(i, state) for i, state in enumerate(confirmed)]
     second = plan_account(items(after), BASE_ACCOUNT, GUARDS)
     assert second.planned == ()
+
+
+# ---------------------------------------------------------------- the seller's decisions
+
+
+@settings(max_examples=120)
+@given(scenario=scenarios(), reject=st.booleans())
+def test_a_release_sends_exactly_the_held_targets_and_a_rejection_leaves_them_out(
+    scenario: tuple[AccountSettings, GuardSettings, list[PlanItem]], reject: bool
+) -> None:
+    account, guards, items = scenario
+    first = plan_account(items, account, guards)
+    kind = DecisionKind.REJECTED if reject else DecisionKind.RELEASED
+    decisions = {
+        c.listing_id: Decision(kind, c.listing_id, c.new, guard_of(c.kind.value), "cli", NOW)
+        for c in first.held
+    }
+    second = plan_account(items, account, guards, decisions=decisions)
+    by_id = {c.listing_id: c for c in second.changes}
+    for held in first.held:
+        if reject:
+            assert held.listing_id not in by_id
+        else:
+            again = by_id[held.listing_id]
+            assert (again.kind, again.new, again.status) == (
+                held.kind,
+                held.new,
+                ChangeStatus.PLANNED,
+            )
+    untouched = [c for c in first.changes if c.listing_id not in decisions]
+    assert [(c.listing_id, c.new) for c in untouched] == [
+        (c.listing_id, c.new) for c in second.changes if c.listing_id not in decisions
+    ]
+    floors = {item.listing_id: item.floor for item in items}
+    for change in second.planned:  # the floor is never lifted
+        floor = floors[change.listing_id]
+        if floor is not None and change.new.price != change.old.price:
+            assert change.new.price is not None and change.new.price >= floor

@@ -4,20 +4,23 @@ Only differences cross the network, so this is where a cycle's channel calls are
 one change per listing carrying every field that differs, tiny price moves skipped (they cost
 an API call and a revision for nothing), and the money guards applied last: no listed price
 under the floor (such a listing is hidden instead), a price cut deeper than ``max_drop_pct``
-held for a human, and a wave of hides bigger than ``max_hide_fraction`` of an account's
-listed items held as a whole (a sudden mass sell-out is more likely an upstream fault).
-Priorities put what protects money first: hides, then raises, then shows, then cuts.
+held for a human, and a wave of hides held as a whole by the account's mass-hide guard
+(``domain/guards.py``, its only home). A seller's release or rejection of a held change
+(``Decision``) applies here to the same target only. Priorities put what protects money
+first: hides, then raises, then shows, then cuts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
-from typing import Final
+from functools import partial
+from typing import Any, Final
 
 from ecsync.config import AccountSettings, GuardSettings
+from ecsync.domain.guards import Decision, DecisionKind, Guard, HideVerdict, MassHideGuard
 from ecsync.domain.model import ListingState, check_platform, hidden, is_listed
 
 __all__ = [
@@ -29,6 +32,7 @@ __all__ = [
     "PlanItem",
     "PlannedChange",
     "SmallMove",
+    "hold",
     "plan_account",
 ]
 
@@ -92,9 +96,11 @@ class PlannedChange:
 class GuardReport:
     """What the guards did to one account's plan.
 
-    ``listed`` is the denominator of the mass-hide guard; ``hides`` counts this plan's hides
-    (planned or held). ``below_floor`` counts listings hidden because their price would sit
-    under the floor; ``small_moves_skipped`` counts price moves under ``min_change`` left out.
+    ``listed`` counts the plan's listed items (shows included), the count given to the
+    mass-hide guard; ``hides`` counts this plan's hides (planned or held). ``below_floor``
+    counts listings hidden because their price would sit under the floor;
+    ``small_moves_skipped`` counts price moves under ``min_change`` left out; ``released``
+    changes a seller's release let through, ``rejected_kept`` targets a rejection kept out.
     """
 
     listed: int = 0
@@ -104,6 +110,8 @@ class GuardReport:
     below_floor: int = 0
     small_moves_skipped: int = 0
     mass_hide_tripped: bool = False
+    released: int = 0
+    rejected_kept: int = 0
 
     @property
     def tripped(self) -> bool:
@@ -137,12 +145,17 @@ class SmallMove:
 class Plan:
     """Changes sorted by (priority, listing id), with the guards' report.
 
+    ``hide_verdict`` is the mass-hide guard's answer for ``guarded``, the listing ids of this
+    plan's hides it governs (a released hide is not among them): planned and sent, planned
+    and waiting for the guard's sample, or held.
     ``skipped`` holds the price moves left out as too small (status ``skipped``), one per
     listing that has no other change: they are journalled, never pushed.
     """
 
     changes: tuple[PlannedChange, ...]
     report: GuardReport
+    hide_verdict: HideVerdict = HideVerdict.SEND
+    guarded: frozenset[int] = frozenset()
     skipped: tuple[PlannedChange, ...] = ()
 
     @property
@@ -167,58 +180,105 @@ def plan_account(
     account: AccountSettings,
     guards: GuardSettings,
     *,
-    listed_total: int | None = None,
-    prior_hides: int = 0,
+    hide_guard: MassHideGuard[Any] | None = None,
+    decisions: Mapping[int, Decision] | None = None,
 ) -> Plan:
     """Plan one account's changes for one cycle.
 
-    The mass-hide guard compares this plan's hides (plus ``prior_hides``, hides already
-    planned this cycle when planning is split into batches) with ``max_hide_fraction`` of
-    the account's listed items: ``listed_total`` when the caller knows the account-wide
-    count, else the items given that are listed once this plan's other changes are applied
-    (counting shows keeps the decision the same when re-planned after they were pushed).
+    ``hide_guard`` is the account's mass-hide guard when planning is split into batches (it
+    counts across them); without one, this plan is the whole account and a guard over it
+    decides at once. The plan's listed items are those listed once its other changes are
+    applied (counting shows keeps the decision the same when re-planned after they were
+    pushed). ``decisions`` maps listing ids to a seller's release or rejection in force.
     """
     platform = check_platform(account.platform)
     min_change = SmallMove.of(account)
+    decisions = decisions or {}
     items = list(items)
     seen: set[int] = set()
     drafts: list[_Draft] = []
+    exempt: set[int] = set()
+    released = rejected = 0
     for item in items:
         if item.listing_id in seen:
             raise ValueError(f"listing {item.listing_id} appears twice in one plan")
         seen.add(item.listing_id)
-        drafts.append(_draft(item, platform, min_change, guards))
+        draft = _draft(item, platform, min_change, guards)
+        decision = decisions.get(item.listing_id)
+        if decision is not None:
+            redraft = partial(_draft, item, platform, min_change)
+            draft, outcome = _apply_decision(decision, draft, redraft, guards)
+            released += outcome is DecisionKind.RELEASED
+            rejected += outcome is DecisionKind.REJECTED
+            if outcome is DecisionKind.RELEASED and decision.guard is Guard.MASS_HIDE:
+                exempt.add(item.listing_id)
+        drafts.append(draft)
 
     changes = [draft.change for draft in drafts if draft.change is not None]
-    if listed_total is None:
-        listed_total = sum(
-            is_listed(platform, _after(item.confirmed, draft.change))
-            for item, draft in zip(items, drafts, strict=True)
-        )
+    listed = sum(
+        is_listed(platform, _after(item.confirmed, draft.change))
+        for item, draft in zip(items, drafts, strict=True)
+    )
     hides = [change for change in changes if change.kind is ChangeKind.HIDE]
-    tripped = bool(hides) and prior_hides + len(hides) > guards.max_hide_fraction * listed_total
-    if tripped:
-        note = (
-            f"held: {prior_hides + len(hides)} of {listed_total} listed items would be hidden "
-            f"this cycle (max {guards.max_hide_fraction:%})"
-        )
-        changes = [
-            _hold(change, note) if change.kind is ChangeKind.HIDE else change for change in changes
-        ]
+    guarded = [c for c in hides if c.status is ChangeStatus.PLANNED and c.listing_id not in exempt]
+    guard = hide_guard or MassHideGuard[Any].whole(
+        guards.max_hide_fraction, guards.min_hides, listed
+    )
+    verdict = guard.judge(listed, len(guarded))
+    held_hides = 0
+    if verdict is HideVerdict.HOLD and guarded:
+        note = guard.reason()
+        ids = {c.listing_id for c in guarded}
+        changes = [hold(c, note) if c.listing_id in ids else c for c in changes]
+        held_hides = len(ids)
     changes.sort(key=lambda change: (change.priority, change.listing_id))
     report = GuardReport(
-        listed=listed_total,
+        listed=listed,
         hides=len(hides),
-        held_hides=len(hides) if tripped else 0,
+        held_hides=held_hides,
         held_drops=sum(
             c.status is ChangeStatus.HELD and c.kind is not ChangeKind.HIDE for c in changes
         ),
         below_floor=sum(draft.below_floor for draft in drafts),
         small_moves_skipped=sum(draft.skipped_small for draft in drafts),
-        mass_hide_tripped=tripped,
+        mass_hide_tripped=guard.tripped,
+        released=released,
+        rejected_kept=rejected,
     )
     skipped = tuple(draft.skipped for draft in drafts if draft.skipped is not None)
-    return Plan(tuple(changes), report, skipped)
+    return Plan(tuple(changes), report, verdict, frozenset(c.listing_id for c in guarded), skipped)
+
+
+def _apply_decision(
+    decision: Decision,
+    draft: _Draft,
+    redraft: Callable[[GuardSettings], _Draft],
+    guards: GuardSettings,
+) -> tuple[_Draft, DecisionKind | None]:
+    """The draft once the seller's decision applies, and which applied (None: it did not).
+
+    Either applies only when the plan reaches the decided target. A rejection leaves the
+    change out. A release lifts only its guard: the floor shapes the target before any
+    guard, so a target under the floor is a different target and no release applies to it.
+    """
+    change = draft.change
+    if change is None:
+        return draft, None
+    if decision.kind is DecisionKind.REJECTED:
+        if change.new != decision.target:
+            return draft, None
+        return replace(draft, change=None), DecisionKind.REJECTED
+    lifted = draft
+    if decision.guard is Guard.MAX_DROP and change.status is ChangeStatus.HELD:
+        lifted = redraft(guards.model_copy(update={"max_drop_pct": Decimal(100)}))
+        change = lifted.change
+    elif decision.guard is Guard.MASS_HIDE and change.kind is not ChangeKind.HIDE:
+        return draft, None
+    if change is None or change.new != decision.target or change.status is ChangeStatus.HELD:
+        return draft, None  # another target: the guard judges it as usual
+    note = decision.note()
+    reason = f"{change.reason}; {note}" if change.reason else note
+    return replace(lifted, change=replace(change, reason=reason)), DecisionKind.RELEASED
 
 
 def _after(confirmed: ListingState, change: PlannedChange | None) -> ListingState:
@@ -327,6 +387,7 @@ def _drop_pct(old: Decimal | None, new: Decimal | None) -> Decimal | None:
     return (old - new) / old * 100
 
 
-def _hold(change: PlannedChange, note: str) -> PlannedChange:
+def hold(change: PlannedChange, note: str) -> PlannedChange:
+    """The change held by a guard, with the guard's reason added to its own."""
     reason = f"{change.reason}; {note}" if change.reason else note
     return replace(change, reason=reason, status=ChangeStatus.HELD)

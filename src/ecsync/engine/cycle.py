@@ -133,7 +133,6 @@ class CycleRunner:
         self._reconciling: asyncio.Task[None] | None = None
         self.phase = "starting"
         self.preview: list[PlannedChange] = []
-        self.held_listing_ids: set[int] = set()
         self.summary = CycleSummary()  # the running cycle's, kept when it is interrupted
 
     def progress(self) -> dict[str, Any]:
@@ -417,9 +416,10 @@ class CycleRunner:
         summary.extra["held_hides"] = tally.held_hides
         summary.extra["held_drops"] = tally.held_drops
         summary.extra["mass_hide_tripped"] = sorted(tally.tripped_accounts)
+        summary.extra["released"] = tally.released
+        summary.extra["rejected_kept"] = tally.rejected_kept
         if tally.warnings:
             summary.extra["warnings"] = sorted(tally.warnings)
-        self.held_listing_ids = tally.held_listing_ids
         late = sorted(n for n, p in pushers.items() if p.tally.past_deadline)
         if late:
             summary.extra["deadline_reached"] = late

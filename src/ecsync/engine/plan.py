@@ -1,9 +1,11 @@
 """Step 3 of the cycle: fetched quotes -> desired states -> journaled changes, per batch.
 
 Runs inside the batch's database transaction, right after its quotes are written, so the
-pure planner sees exactly what the store holds. The mass-hide breaker is counted over the
-whole cycle: each account's hides so far are carried from batch to batch against the
-account's listed total taken when the cycle started.
+pure planner sees exactly what the store holds. Each account has one ``MassHideGuard`` for
+the whole cycle (``domain/guards.py``: the sample, the running count, the verdict and the
+reason live there only); this module journals what it decides and routes the hides: sent,
+held, or kept back while the guard's sample fills. The seller's decisions on held changes
+(``store/decisions.py``) are read per batch and handed to the pure planner.
 """
 
 from __future__ import annotations
@@ -19,31 +21,44 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ecsync.config import AccountSettings, Settings
+from ecsync.domain.guards import Decision, MassHideGuard, Routed, releases_done
 from ecsync.domain.model import ListingState, QuoteStatus, is_listed
-from ecsync.domain.plan import ChangeKind, PlanItem, PlannedChange, plan_account
+from ecsync.domain.plan import ChangeKind, PlanItem, PlannedChange, hold, plan_account
 from ecsync.domain.rules import ProductQuote, desired_state
-from ecsync.engine.breaker import HideBreaker, Verdict
 from ecsync.engine.collect import Scope
-from ecsync.store.journal import JournaledChange, hold_changes, record_plan, record_skips
+from ecsync.store.decisions import (
+    close_superseded_holds,
+    decisions_for,
+    finish_releases,
+    hold_journaled,
+)
+from ecsync.store.journal import JournaledChange, record_plan, record_skips
 from ecsync.store.schema import Account, Listing, Product
 
 log = logging.getLogger(__name__)
 
+HIDE = ChangeKind.HIDE.value
+
 
 @dataclass
 class PlanTally:
-    """Counts across a cycle's batches, per account where the guards need it."""
+    """Counts across a cycle's batches; the mass-hide counts live in the accounts' guards."""
 
     listed_total: dict[str, int] = field(default_factory=dict)
-    hides: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     planned: int = 0
     held: int = 0
     held_hides: int = 0
     held_drops: int = 0
+    released: int = 0
+    rejected_kept: int = 0
     tripped_accounts: set[str] = field(default_factory=set)
     warnings: set[str] = field(default_factory=set)
-    preview: list[PlannedChange] = field(default_factory=list)
-    held_listing_ids: set[int] = field(default_factory=set)
+    changes: dict[int, PlannedChange] = field(default_factory=dict)  # kept for a preview
+
+    @property
+    def preview(self) -> list[PlannedChange]:
+        """The cycle's changes as planned and then guarded (a dry run's plan)."""
+        return list(self.changes.values())
 
 
 def money(value: Decimal | None) -> Decimal | None:
@@ -74,7 +89,7 @@ def product_quote(product: Product) -> ProductQuote:
 
 
 def listed_totals(session: Session, scope: Scope) -> dict[str, int]:
-    """Each account's listings on sale now: the denominator of the mass-hide breaker."""
+    """Each account's listings on sale now: the denominator of the mass-hide guard."""
     totals: dict[str, int] = defaultdict(int)
     for listing, account in _listings(session, scope, asins=None):
         if is_listed(account.platform, confirmed_state(listing)):
@@ -117,7 +132,7 @@ class Planner:
         self._stale_after = default_stale_after
         self._keep_preview = keep_preview
         self.tally = PlanTally()
-        self._breaker: HideBreaker | None = None
+        self._guards: dict[str, MassHideGuard[JournaledChange]] = {}
 
     def _account(self, name: str) -> AccountSettings:
         """The account's settings, with its staleness limit on the configured clock scale."""
@@ -128,40 +143,50 @@ class Planner:
             update={"stale_after": self._settings.scaled(account.stale_after)}
         )
 
+    def _guard(self, name: str) -> MassHideGuard[JournaledChange]:
+        if name not in self._guards:
+            guards = self._settings.guards
+            self._guards[name] = MassHideGuard(
+                guards.max_hide_fraction, guards.min_hides, self.tally.listed_total.get(name, 0)
+            )
+        return self._guards[name]
+
     def start(self, session: Session) -> None:
         self.tally.listed_total = listed_totals(session, self._scope)
-        self._breaker = HideBreaker(
-            self._settings.guards.max_hide_fraction, self.tally.listed_total
-        )
 
     def finish(self, session: Session) -> list[JournaledChange]:
-        """Planning is over: settle hides still waiting on the mass-hide breaker."""
-        assert self._breaker is not None, "start() first"
-        return self._settle(session, self._breaker.finish())
+        """Planning is over: decide on hides still waiting for a guard's sample."""
+        send: list[JournaledChange] = []
+        for name, guard in sorted(self._guards.items()):
+            send += self._settle(session, name, guard, guard.finish())
+        return send
 
-    def _settle(self, session: Session, verdict: Verdict) -> list[JournaledChange]:
-        assert self._breaker is not None
-        if verdict.hold:
-            by_account: dict[str, list[JournaledChange]] = defaultdict(list)
-            for change in verdict.hold:
-                by_account[change.account].append(change)
-            for account, held in by_account.items():
-                hides, seen = self._breaker.tripped[account]
-                seen = max(seen, 1)
-                reason = (
-                    f"held: {hides} of {seen} listed items sampled would be hidden this cycle "
-                    f"(max {self._settings.guards.max_hide_fraction:%}); check the source "
-                    "before releasing"
-                )
-                hold_changes(session, [c.change_id for c in held], reason)
-                if account not in self.tally.tripped_accounts:
-                    self.tally.tripped_accounts.add(account)
-                    log.warning("%s: mass-hide breaker tripped: %s", account, reason)
-            self.tally.planned -= len(verdict.hold)
-            self.tally.held += len(verdict.hold)
-            self.tally.held_hides += len(verdict.hold)
-            self.tally.held_listing_ids.update(c.listing_id for c in verdict.hold)
-        return verdict.send
+    def _settle(
+        self,
+        session: Session,
+        name: str,
+        guard: MassHideGuard[JournaledChange],
+        routed: Routed[JournaledChange],
+    ) -> list[JournaledChange]:
+        """Journal the hides the guard held after they were written; return those to send."""
+        self._note_trip(name, guard)
+        if routed.hold:
+            reason = guard.reason()
+            hold_journaled(session, [c.change_id for c in routed.hold], reason)
+            self.tally.planned -= len(routed.hold)
+            self.tally.held += len(routed.hold)
+            self.tally.held_hides += len(routed.hold)
+            for change in routed.hold:
+                if change.listing_id in self.tally.changes:
+                    self.tally.changes[change.listing_id] = hold(
+                        self.tally.changes[change.listing_id], reason
+                    )
+        return routed.send
+
+    def _note_trip(self, name: str, guard: MassHideGuard[JournaledChange]) -> None:
+        if guard.tripped and name not in self.tally.tripped_accounts:
+            self.tally.tripped_accounts.add(name)
+            log.warning("%s: mass-hide guard tripped: %s", name, guard.reason())
 
     def plan_batch(
         self, session: Session, asins: Sequence[str], now: datetime
@@ -205,37 +230,43 @@ class Planner:
                         reason=desired.reason,
                     )
                 )
+            decisions = decisions_for(session, listings)
+            close_superseded_holds(session, listings, self._cycle_id, now)
+            guard = self._guard(name)
             plan = plan_account(
                 items,
                 account_settings,
                 self._settings.guards,
-                listed_total=self.tally.listed_total.get(name, 0),
-                prior_hides=self.tally.hides[name],
+                hide_guard=guard,
+                decisions=decisions,
             )
-            hides = sum(1 for c in plan.changes if c.kind is ChangeKind.HIDE)
-            self.tally.hides[name] += hides
+            self._finish_releases(session, decisions, plan.changes, items, now)
             self.tally.planned += len(plan.planned)
             self.tally.held += len(plan.held)
             self.tally.held_hides += plan.report.held_hides
             self.tally.held_drops += plan.report.held_drops
-            if plan.report.mass_hide_tripped and name not in self.tally.tripped_accounts:
-                self.tally.tripped_accounts.add(name)
-                log.warning(
-                    "%s: mass-hide breaker tripped: %d of %d listed items would be hidden; "
-                    "hides held for review",
-                    name,
-                    self.tally.hides[name],
-                    plan.report.listed,
-                )
+            self.tally.released += plan.report.released
+            self.tally.rejected_kept += plan.report.rejected_kept
             if self._keep_preview:
-                self.tally.preview.extend(plan.changes)
+                self.tally.changes.update((c.listing_id, c) for c in plan.changes)
             account_row = rows[0][1]
             recorded = record_plan(
                 session, self._cycle_id, account_row, plan.changes, listings, now
             )
             record_skips(session, self._cycle_id, plan.skipped, now)
-            listed = sum(is_listed(account_row.platform, item.confirmed) for item in items)
-            assert self._breaker is not None, "start() first"
-            verdict = self._breaker.admit(name, listed, recorded, held_hides=plan.report.held_hides)
-            journaled += self._settle(session, verdict)
+            guarded = [c for c in recorded if c.kind == HIDE and c.listing_id in plan.guarded]
+            journaled += [c for c in recorded if c.kind != HIDE or c.listing_id not in plan.guarded]
+            journaled += self._settle(session, name, guard, guard.route(guarded))
         return journaled
+
+    @staticmethod
+    def _finish_releases(
+        session: Session,
+        decisions: dict[int, Decision],
+        changes: Sequence[PlannedChange],
+        items: Sequence[PlanItem],
+        now: datetime,
+    ) -> None:
+        planned = {c.listing_id: c.new for c in changes}
+        confirmed = {item.listing_id: item.confirmed for item in items}
+        finish_releases(session, releases_done(decisions, planned, confirmed), now)

@@ -47,6 +47,8 @@ class HistoryRow:
     status: str
     reason: str
     error: str | None
+    decided_by: str | None = None  # who released or rejected the held change, and when
+    decided_at: datetime | None = None
 
 
 def change_history(session: Session, asin: str) -> list[HistoryRow]:
@@ -82,6 +84,8 @@ def _changes(session: Session, where: ColumnElement[bool]) -> list[HistoryRow]:
             status=change.status,
             reason=change.reason,
             error=change.error,
+            decided_by=change.decided_by,
+            decided_at=change.decided_at,
         )
         for change, account, item_id, asin in rows
     ]

@@ -191,15 +191,6 @@ def _channel_change(
     )
 
 
-def hold_changes(session: Session, change_ids: Iterable[int], reason: str) -> None:
-    """Guard-held changes stay in the journal, with why, and are never pushed."""
-    ids = list(change_ids)
-    if ids:
-        session.execute(
-            update(Change).where(Change.id.in_(ids)).values(status="held", error=reason)
-        )
-
-
 def mark_sent(session: Session, change_ids: Iterable[int], now: datetime) -> None:
     session.execute(
         update(Change)

@@ -155,7 +155,12 @@ class Cycle(Base):
 
 
 class Change(Base):
-    """The journal: written before a channel call, settled after it."""
+    """The journal: written before a channel call, settled after it.
+
+    A held change is the seller's to decide: ``released`` (sent by the next cycle without the
+    guard that held it; ``finished_at`` is set once a cycle has planned its listing again) or
+    ``rejected`` (the channel kept as it is until the source moves), by ``decided_by`` at
+    ``decided_at``."""
 
     __tablename__ = "changes"
 
@@ -177,6 +182,8 @@ class Change(Base):
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None]
 
     __table_args__ = (
         Index("ix_changes_status", "status"),
