@@ -67,11 +67,14 @@ def _truth(shop: Shop) -> dict[tuple[str, str], dict[str, Any]]:
             }
     for account in stats["ebay"]:
         for offer in shop.sim("GET", f"/_sim/ebay/{account}/offers")["offers"]:
-            truth[(account, str(offer["offerId"]))] = {
+            state = {
                 "price": Decimal(offer["pricingSummary"]["price"]["value"]),
                 "visible": None,
                 "quantity": offer["availableQuantity"],
             }
+            # A listing read from eBay's inventory report knows its SKU, not yet its offer id.
+            truth[(account, str(offer["offerId"]))] = state
+            truth[(account, str(offer["sku"]))] = state
     return truth
 
 
