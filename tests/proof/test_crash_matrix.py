@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import random
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -131,4 +130,3 @@ def test_the_oracle_can_fail(tmp_path: Path) -> None:
         before = oracle.channel_truth(shop.http)
         want = oracle.oracle(shop.http, before)
         assert len(oracle.mismatches(shop.http, want)) > 5
-        assert subprocess.run(["true"], check=False).returncode == 0

@@ -23,6 +23,9 @@ from tests.proof import oracle
 from tests.proof.conftest import ProofShop, proof_shop
 
 RATE = 0.3
+# BASE's throttle fault answers hour_api_limit: the client waits for the next hour window,
+# 0.72 s of wall time at this speed.
+SPEED = 5000.0
 LATENCY_MEAN_S = 0.02  # `latency` is a mean delay, not a rate: small, so the case stays short
 # Kinds whose 30 % the client cannot sit out within a test's bounds, with the reason.
 CLIENT_BOUND: dict[tuple[str, str], str] = {
@@ -46,7 +49,9 @@ def shops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ProofS
             def __missing__(self, api: str) -> ProofShop:
                 directory = tmp_path_factory.mktemp(f"faults-{api}")
                 shop = stack.enter_context(
-                    proof_shop(directory, products=80, ebay_share=0.5, seed=11, drift=0.3)
+                    proof_shop(
+                        directory, products=80, ebay_share=0.5, seed=11, drift=0.3, speed=SPEED
+                    )
                 )
                 self[api] = shop
                 return shop
@@ -71,7 +76,7 @@ def _fault_spec(api: str, kind: str) -> dict[str, Any]:
 @pytest.mark.slow
 @pytest.mark.parametrize(("api", "kind"), CASES, ids=[f"{a}.{k}" for a, k in CASES])
 def test_a_fault_at_30_percent_hides_and_retires_nothing_and_heals(
-    shops: dict[str, ProofShop], api: str, kind: str
+    shops: dict[str, ProofShop], api: str, kind: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     reason = _skip_reason(api, kind)
     if reason:
@@ -83,7 +88,7 @@ def test_a_fault_at_30_percent_hides_and_retires_nothing_and_heals(
     want = oracle.oracle(shop.http, before)
 
     shop.sim("PUT", "/_sim/faults", json=_fault_spec(api, kind))
-    code, summary = shop.sync()
+    code, summary = shop.sync_here(capsys)
     shop.sim("PUT", "/_sim/faults", json={})
     assert code == 0, summary
     assert summary["status"] in ("ok", "partial"), summary
@@ -99,7 +104,7 @@ def test_a_fault_at_30_percent_hides_and_retires_nothing_and_heals(
     # No listing retired by an error: every item still exists on its channel.
     assert _gone(shop) == []
 
-    code, summary = shop.sync()
+    code, summary = shop.sync_here(capsys)
     assert code == 0 and summary["status"] == "ok", summary
     assert oracle.mismatches(shop.http, want, hidden_exact=False) == []
 

@@ -321,13 +321,27 @@ def _item(raw: Any) -> ChannelItem | None:
         return ChannelItem(
             item_id=str(int(raw["item_id"])),
             sku=str(raw.get("identifier") or ""),
-            price=Decimal(str(price)) if price is not None else None,
-            visible=bool(int(visible)) if visible is not None else None,
-            quantity=int(stock) if stock is not None else None,
+            price=_finite(Decimal(str(price))) if price is not None else None,
+            visible=bool(_whole(visible)) if visible is not None else None,
+            quantity=_whole(stock) if stock is not None else None,
             title=str(raw.get("title") or ""),
         )
     except (KeyError, TypeError, ValueError, ArithmeticError):
         return None
+
+
+def _whole(value: Any) -> int:
+    """A count or flag as sent: a JSON integer or its digits. ``False`` or ``0.5`` are not
+    (int() would read them as 0: a malformed field must never look like a sell-out)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"not a whole number: {value!r}")
+    return int(value)
+
+
+def _finite(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError(f"not a finite price: {value}")
+    return value
 
 
 def _deferred(change: ChannelChange, reason: str, until: datetime | None) -> ChangeResult:
