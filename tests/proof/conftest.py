@@ -31,6 +31,15 @@ FAST_AMAZON = (
 RUN_TIMEOUT_S = 180.0
 
 
+def ecsync_env(config: Path) -> dict[str, str]:
+    """This checkout's sources first, no ECSYNC_* from the machine, the shop's config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECSYNC_")}
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["ECSYNC_CONFIG"] = str(config)
+    return env
+
+
 @dataclass
 class ProofShop:
     url: str
@@ -40,11 +49,7 @@ class ProofShop:
 
     @property
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ECSYNC_")}
-        src = str(Path(__file__).resolve().parents[2] / "src")
-        env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        env["ECSYNC_CONFIG"] = str(self.config)
-        return env
+        return ecsync_env(self.config)
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
@@ -135,7 +140,7 @@ def _simulator(directory: Path, options: dict[str, Any]) -> Iterator[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env=ProofShop("", directory, config, httpx.Client()).env,
+        env=ecsync_env(config),
     )
     try:
         assert proc.stdout is not None

@@ -105,6 +105,7 @@ def _round(directory: Path, seed: int) -> dict[str, int]:
             "base": sum(c["writes"] for c in stats["base"].values()),
             "ebay": sum(c["writes"] for c in stats["ebay"].values()),
         }
+        print(f"crash round seed {seed}: needed {needed}, written {writes}, {outcomes}")
         for platform, count in writes.items():
             bound = needed[platform] + RESEND_PER_KILL[platform] * outcomes["killed"]
             assert needed[platform] <= count <= bound, (platform, count, needed, outcomes)
