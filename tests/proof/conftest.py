@@ -127,6 +127,9 @@ def proof_config(text: str, extra_amazon: str = FAST_AMAZON) -> str:
         text,
         flags=re.M,
     )
+    # Reconcile (read every channel item) in every cycle: what a read under faults concludes
+    # about gone listings is then judged in every case, not every 8th cycle.
+    text = text.replace("[daemon]\n", "[daemon]\nreconcile_every = 1\n", 1)
     return text + PROOF_GUARDS
 
 

@@ -53,6 +53,10 @@ def shops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ProofS
                         directory, products=80, ebay_share=0.5, seed=11, drift=0.3, speed=SPEED
                     )
                 )
+                # One clean cycle first: the first after a pull does not reconcile, and every
+                # faulted cycle should read the channels back (reconcile_every = 1).
+                code, summary = shop.sync()
+                assert code == 0 and summary["status"] == "ok", summary
                 self[api] = shop
                 return shop
 
