@@ -41,6 +41,7 @@ from ecsync.status import read_status, render_status
 from ecsync.store.engine import transaction
 from ecsync.store.history import change_history, cycle_changes, listing_names
 from ecsync.store.repo import ListingKey, account_summaries, apply_import, import_conflicts
+from ecsync.store.retention import run_retention
 
 log = logging.getLogger(__name__)
 out = Console(soft_wrap=True)
@@ -449,6 +450,7 @@ def sync(
         if dry_run:
             _print_plan(application, preview, as_json=as_json, summary=summary)
             return
+        run_retention(application.sessions, application.settings)
     _print_summary(summary, as_json=as_json)
     if summary.status == "failed":
         raise typer.Exit(1)

@@ -288,6 +288,12 @@ class RuntimeSettings(_Section):
     time_scale: float = Field(default=1.0, gt=0)
 
 
+class JournalSettings(_Section):
+    """Finished changes and cycles older than ``keep_days`` are deleted (store/retention.py)."""
+
+    keep_days: int = Field(default=90, ge=1)
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     file: str = "ecsync.log"
@@ -314,6 +320,7 @@ class Settings(BaseSettings):
     pricing: dict[str, PricingStrategy] = {}
     guards: GuardSettings = GuardSettings()
     daemon: DaemonSettings = DaemonSettings()
+    journal: JournalSettings = JournalSettings()
     logging: LoggingSettings = LoggingSettings()
     runtime: RuntimeSettings = RuntimeSettings()
     config_path: Path = Path(DEFAULT_CONFIG_NAME)

@@ -45,6 +45,7 @@ from ecsync.health import DaemonMetrics, HealthServer, HealthState, cycle_succee
 from ecsync.lock import InstanceLock, lock_path
 from ecsync.status import SUMMARY_FIELDS, budget_view, iso, quote_view
 from ecsync.store.engine import transaction
+from ecsync.store.retention import run_retention
 from ecsync.store.schema import Cycle
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ T = TypeVar("T")
 HEARTBEAT_S = 5.0  # real seconds, whatever the time scale: the lease must stay fresh (<= 10 s)
 STOP_GRACE_S = 1.2  # after SIGTERM, the cycle's own clean stop gets this long, then is cancelled
 DEADLINE_GRACE_S = 30.0  # after the deadline, likewise (the daemon is not shutting down)
+RETENTION_EVERY = timedelta(days=1)  # journal retention cadence, on the simulator's scale
 LOCK_POLL_S = 1.0  # how often a due cycle re-tries a cycle lock held by a manual sync
 PROGRESS_LOG_S = 60.0  # a working cycle writes a progress line at least this often
 STORE_REFRESH_S = 60.0  # quote-age and budget gauges are re-read this often when idle
@@ -156,6 +158,7 @@ class Daemon:
         self._next_cycle_at: float | None = None  # wall clock
         self._runner: CycleRunner | None = None
         self._beat_lock = asyncio.Lock()
+        self._pruned_at: float | None = None  # wall clock of the last journal retention
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -414,8 +417,22 @@ class Daemon:
             log.warning("metrics not updated for this cycle", exc_info=True)
         for alert in cycle_alerts(summary):
             self._alert(alert)
+        await self._prune_journal()
         await self._refresh_store()
         await self._beat()
+
+    async def _prune_journal(self) -> None:
+        """Journal retention at most once a (scaled) day: the daemon runs for months."""
+        settings = self._app.settings
+        every = settings.scaled(RETENTION_EVERY).total_seconds()
+        if self._pruned_at is not None and self._clock.time() - self._pruned_at < every:
+            return
+        self._pruned_at = self._clock.time()
+        now = datetime.fromtimestamp(self._pruned_at, UTC)
+        try:
+            await asyncio.to_thread(run_retention, self._app.sessions, settings, now)
+        except Exception:
+            log.warning("journal retention not run this time", exc_info=True)
 
     def _alert(self, alert: Alert) -> None:
         try:

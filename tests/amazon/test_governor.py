@@ -132,4 +132,4 @@ async def test_acquire_stops_at_once_on_stop(db: DbRunner) -> None:
     started = time.monotonic()
     with pytest.raises(Interrupted):
         await governor.acquire(OP)  # would otherwise wait about 10 s
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 5  # loose for a busy CPU, still far below 10 s

@@ -366,6 +366,6 @@ async def test_a_hung_call_times_out_and_a_stop_ends_it_at_once(
     asyncio.get_running_loop().call_later(0.2, stop.set, "SIGTERM")
     started = time.monotonic()
     results = await slow.apply([_price_change(i, _items(sim)[i]) for i in range(3)])
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # not the 30 s timeout; loose for a busy CPU
     assert all(r.outcome is Outcome.DEFERRED for r in results)
     assert all("stopped" in (r.error or "") for r in results)

@@ -63,4 +63,4 @@ def test_an_unreachable_or_unknown_target_never_raises(caplog: pytest.LogCapture
     wait_for(lambda: "did not reach every target" in caplog.text, "the delivery warning")
     started = time.monotonic()
     down.close(timeout=0.5)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 3.0  # the close bounds its wait; loose for a busy CPU

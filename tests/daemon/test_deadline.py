@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from tests.conftest import CliResult
 from tests.daemon.conftest import (
+    PROMPT_STOP_S,
     DaemonProcess,
     Db,
     Webhook,
@@ -37,7 +38,7 @@ def test_a_hung_cycle_fails_at_its_deadline_and_the_daemon_goes_on_and_alerts(
     # The runner records the cut cycle as interrupted, then the daemon marks it failed and
     # logs its record: wait for that record.
     record = wait_for(
-        lambda: cycle_records(log_text(shop.dir)), "the hung cycle's record", timeout=15
+        lambda: cycle_records(log_text(shop.dir)), "the hung cycle's record", timeout=60
     )[0]
     shop.sim("PUT", "/_sim/faults", json={"spapi": {}})
     failed = next(c for c in db.cycles(daemon.pid) if c["id"] == record["cycle_id"])
@@ -46,13 +47,14 @@ def test_a_hung_cycle_fails_at_its_deadline_and_the_daemon_goes_on_and_alerts(
     assert failed["error"].startswith("deadline reached after 3.2 s in phase fetch: ")
     assert "60 of 60 ASINs not fetched" in failed["error"]
     assert failed["summary"]["status"] == "failed"
-    assert 3.2 <= failed["summary"]["duration_s"] < 3.6 + 1
+    # Cut at the deadline: far below the 30 s the hung call would take (loose for a busy CPU).
+    assert 3.2 <= failed["summary"]["duration_s"] < 3.2 + 10
 
     # The daemon's own stop stayed un-set: it carries on, and a later cycle succeeds.
     wait_for(
         lambda: any(c["status"] == "ok" for c in db.finished(daemon.pid)),
         "a later cycle to succeed",
-        timeout=20,
+        timeout=60,
     )
     assert daemon.exited() is None
     assert db.lease("daemon")["pid"] == daemon.pid
@@ -64,6 +66,6 @@ def test_a_hung_cycle_fails_at_its_deadline_and_the_daemon_goes_on_and_alerts(
     assert "deadline reached" in failure["message"] and failure["type"] == "failure"
 
     code, seconds = daemon.stop(signal.SIGTERM)
-    assert code == 130 and seconds < 2.0, (code, seconds)
+    assert code == 130 and seconds < PROMPT_STOP_S, (code, seconds)
     wait_for(lambda: any("daemon stopped" in t for t in webhook.titles()), "the stop alert")
     assert "cycle deadline (3.2 s) reached in phase fetch" in log_text(shop.dir)

@@ -22,7 +22,7 @@ from tests.daemon.conftest import Db
 from tests.integration.conftest import Shop
 
 
-async def _until(condition: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
+async def _until(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
     deadline = time.monotonic() + timeout
     while not (value := condition()):
         if time.monotonic() > deadline:
@@ -88,8 +88,8 @@ async def test_the_heartbeat_is_refreshed_while_working_and_while_idle(
         stop.set("test stop")
         started = time.monotonic()
         with pytest.raises(Interrupted):
-            await asyncio.wait_for(task, timeout=5)
-        assert time.monotonic() - started < 2.0
+            await asyncio.wait_for(task, timeout=30)
+        assert time.monotonic() - started < 4.0  # in-process; loose for a busy CPU
         assert daemon.cycles_run == 1
     finally:
         if not task.done():

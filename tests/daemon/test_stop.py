@@ -12,7 +12,7 @@ from ecsync.config import load_settings
 from ecsync.lock import InstanceLock, lock_path
 from ecsync.store.engine import make_engine, session_factory
 from tests.conftest import CliResult
-from tests.daemon.conftest import DaemonProcess, Db, log_text, set_config, wait_for
+from tests.daemon.conftest import PROMPT_STOP_S, DaemonProcess, Db, log_text, set_config, wait_for
 from tests.integration.conftest import Shop
 
 
@@ -35,7 +35,7 @@ def test_sigterm_during_a_rate_wait_stops_within_2s_keeping_the_work_done(
     # Real time: getItemOffersBatch is granted 0.1/s, so batch 2 waits 10 s for its slot.
     shop, db = shop_for_daemon(speed=1.0, products=120)
     daemon = daemons(shop.config)
-    wait_for(lambda: _fetched(db) >= 20, "the first batch's quotes", timeout=30)
+    wait_for(lambda: _fetched(db) >= 20, "the first batch's quotes", timeout=60)
 
     # A manual sync during the daemon's cycle exits 3 naming the holder.
     manual = cli("sync")
@@ -43,7 +43,7 @@ def test_sigterm_during_a_rate_wait_stops_within_2s_keeping_the_work_done(
     assert f"cycle lock: pid {daemon.pid} on {socket.gethostname()}" in manual.err
 
     code, seconds = daemon.stop(signal.SIGTERM)
-    assert code == 130 and seconds < 2.0, (code, seconds)
+    assert code == 130 and seconds < PROMPT_STOP_S, (code, seconds)
     cycle = db.cycles(daemon.pid)[-1]
     assert cycle["status"] == "partial" and "SIGTERM" in cycle["error"]
     assert cycle["summary"]["quotes_ok"] + cycle["summary"]["quotes_out_of_stock"] >= 1
@@ -63,7 +63,7 @@ def test_sigterm_during_a_hung_http_call_stops_within_2s(
     wait_for(lambda: shop.sim("GET", "/_sim/faults")["hanging"] >= 1, "a hung SP-API call")
 
     code, seconds = daemon.stop(signal.SIGTERM)
-    assert code == 130 and seconds < 2.0, (code, seconds)
+    assert code == 130 and seconds < PROMPT_STOP_S, (code, seconds)
     cycle = db.cycles(daemon.pid)[-1]
     assert cycle["status"] == "partial" and "SIGTERM" in cycle["error"]
 
@@ -76,7 +76,7 @@ def test_kill_9_then_restart_takes_the_lock_over_and_finishes_the_work(
     # 600 ASINs at 10 requests/s: a cycle fetches for about 3 s.
     shop, db = shop_for_daemon(speed=100.0, products=600, drift=0.3)
     first = daemons(shop.config, "--interval", "100h")
-    wait_for(lambda: _fetched(db) >= 40, "the killed daemon to fetch some batches", timeout=30)
+    wait_for(lambda: _fetched(db) >= 40, "the killed daemon to fetch some batches", timeout=60)
     first.proc.kill()  # SIGKILL: no cleanup at all
     first.proc.wait(timeout=10)
 
@@ -87,7 +87,7 @@ def test_kill_9_then_restart_takes_the_lock_over_and_finishes_the_work(
     assert status["cycles"][0]["status"] == "running" and not status["cycles"][0]["alive"]
 
     second = daemons(shop.config, "--interval", "100h")
-    wait_for(lambda: db.finished(second.pid), "the restarted daemon's cycle", timeout=30)
+    wait_for(lambda: db.finished(second.pid), "the restarted daemon's cycle", timeout=60)
     cycles = {c["pid"]: c for c in db.cycles()}
     assert cycles[first.pid]["status"] == "failed"
     assert "did not finish" in cycles[first.pid]["error"]
@@ -101,7 +101,7 @@ def test_kill_9_then_restart_takes_the_lock_over_and_finishes_the_work(
     assert db.lease("daemon")["pid"] == second.pid
 
     code, seconds = second.stop(signal.SIGINT)
-    assert code == 130 and seconds < 2.0, (code, seconds)
+    assert code == 130 and seconds < PROMPT_STOP_S, (code, seconds)
 
 
 def test_a_due_cycle_waits_for_a_manual_sync_holding_the_cycle_lock(
@@ -138,4 +138,4 @@ def test_a_due_cycle_waits_for_a_manual_sync_holding_the_cycle_lock(
     wait_for(lambda: db.finished(daemon.pid), "the cycle once the lock is free")
     assert db.finished(daemon.pid)[0]["status"] == "ok"
     code, seconds = daemon.stop(signal.SIGTERM)
-    assert code == 130 and seconds < 2.0, (code, seconds)
+    assert code == 130 and seconds < PROMPT_STOP_S, (code, seconds)

@@ -186,7 +186,7 @@ def test_stopping_with_hung_requests_is_fast() -> None:
                 )
         client.close()
         started = time.perf_counter()
-    assert time.perf_counter() - started < 2.0
+    assert time.perf_counter() - started < 8.0  # not the 15 s join timeout; loose for a busy CPU
 
 
 def test_revoke_tokens(frozen: SimClient) -> None:

@@ -31,6 +31,7 @@ __all__ = [
 
 SOURCE_CURRENCY: Final = "JPY"
 _AVAILABILITY_TYPES: Final = frozenset({"NOW", "FUTURE_WITHOUT_DATE", "FUTURE_WITH_DATE"})
+_CONDITIONS: Final = frozenset({"new", "used", "collectible", "refurbished", "club"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +153,8 @@ def _quote(payload: Any, rules: OfferRules) -> Quote:
         return quote_from_error(f"item status {status!r}{where}")
 
     item_condition = _string(payload, "ItemCondition", "payload")
+    if item_condition.casefold() not in _CONDITIONS:  # else every offer would be "not new"
+        raise _Malformed(f"payload.ItemCondition: unknown condition {item_condition!r}")
     summary = _mapping(payload, "Summary", "payload")
     total = summary.get("TotalOfferCount")
     if not _is_int(total) or total < 0:

@@ -198,3 +198,9 @@ class Faults:
     def release_all(self) -> None:
         if self._release is not None:
             self._release.set()
+
+
+# Fault kinds an API accepts but has nothing to act on (tests skip them, saying why).
+INAPPLICABLE: dict[tuple[str, str], str] = {
+    ("base", "item_error"): "BASE has no batch call: item_error has nothing to act on",
+}
