@@ -31,11 +31,10 @@ KILLS_PER_ROUND = 5
 PRODUCTS = 200
 PHASES = ("fetch", "plan", "push")
 SPEED = 100.0
-# What one kill may cost again: the push marks a chunk of up to 25 changes `sent`, sends it
-# (eBay: one bulk call; BASE: one edit per item) and settles it after, so a kill leaves at
-# most one chunk unsettled, and the next run sends it again. (The aim is one item per
-# kill; for BASE that needs the push to settle per edit: reported, not hidden.)
-RESEND_PER_KILL = {"base": 25, "ebay": 25}
+# What one kill may cost again: at most one resend. A change sent but not yet settled when
+# the kill lands is marked `unknown` by the next run, which reads every channel first
+# (reconcile every cycle) and so re-plans it only if the channel does not show it already.
+RESEND_PER_KILL = {"base": 1, "ebay": 1}
 # Only a bound against a wedged run: the moments themselves are counters, not clocks.
 WAIT_BOUND_S = 120.0
 
