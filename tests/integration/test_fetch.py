@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, select
 
-from ecsync.store.schema import Product
+from ecsync.store.schema import ApiUsage, Product
 from tests.conftest import CliResult
 from tests.integration.conftest import Shop, import_channel_listings
 
@@ -131,14 +131,11 @@ def test_revoked_tokens_are_refreshed(
     assert summary["status"] == "ok"
 
 
-def test_two_processes_share_one_rate_budget(
-    make_shop: Callable[..., Shop], cli: Callable[..., CliResult], workdir: Path
-) -> None:
-    shop = make_shop(products=2000, speed=100.0, ebay_accounts=0)
-    import_channel_listings(shop, cli)
-    shop.sim("POST", "/_sim/stats/reset")
+def _fetch_workers(shop: Shop, count: int) -> None:
+    """Run ``count`` fetch_worker processes on the shop's database side by side."""
     root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    # This checkout's sources first (not whatever ecsync the venv has installed), then tests.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)])}
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.integration.fetch_worker", str(shop.config)],
@@ -148,16 +145,55 @@ def test_two_processes_share_one_rate_budget(
             env=env,
             cwd=root,
         )
-        for _ in range(2)
+        for _ in range(count)
     ]
     for proc in procs:
         _out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
+
+
+def test_two_processes_share_one_rate_budget(
+    make_shop: Callable[..., Shop], cli: Callable[..., CliResult], workdir: Path
+) -> None:
+    shop = make_shop(products=2000, speed=100.0, ebay_accounts=0)
+    import_channel_listings(shop, cli)
+    shop.sim("POST", "/_sim/stats/reset")
+    _fetch_workers(shop, 2)
     spapi = shop.stats()["spapi"]
     requests = sum(spapi["requests"].values())
     assert requests >= 200  # both fetched everything: 2 x 100 batches
     assert spapi["asin_fetches"]["max_per_asin"] == 2
     assert spapi["throttled"] <= 0.01 * requests
+
+
+def test_pacing_holds_when_the_rate_header_goes_missing(
+    make_shop: Callable[..., Shop], cli: Callable[..., CliResult]
+) -> None:
+    """Amazon sends x-amzn-RateLimit-Limit "best effort": without it the governor keeps the
+    rate it learnt (the simulator's 0.1 x --speed 100 = 10 requests/s), neither falling back
+    to the documented default nor creeping above what Amazon grants."""
+    shop = make_shop(products=1000, speed=100.0, ebay_accounts=0)
+    import_channel_listings(shop, cli)
+    shop.sim("POST", "/_sim/stats/reset")
+    shop.sim("PUT", "/_sim/faults", json={"spapi": {"no_rate_header": 0.5}})
+    _fetch_workers(shop, 1)
+    shop.sim("PUT", "/_sim/faults", json={"spapi": {"no_rate_header": 1.0}})
+    _fetch_workers(shop, 1)
+    spapi = shop.stats()["spapi"]
+    requests = sum(spapi["requests"].values())
+    assert requests >= 100  # 2 x 50 batches
+    assert spapi["asin_fetches"]["max_per_asin"] == 2
+    assert spapi["throttled"] <= 0.01 * requests
+    engine = create_engine(f"sqlite:///{shop.dir / 'ecsync.db'}")
+    with engine.connect() as connection:
+        (granted, rate), *_ = connection.execute(
+            select(ApiUsage.granted_rate, ApiUsage.rate).where(
+                ApiUsage.key.endswith(":getItemOffersBatch")
+            )
+        ).all()
+    engine.dispose()
+    assert granted == 10.0
+    assert 9.0 <= rate <= 10.0
 
 
 def test_a_sync_while_a_cycle_runs_exits_3(

@@ -7,7 +7,9 @@ set when the server shuts down, so a hung client never blocks a clean stop.
 Faults act on API calls only: never on the OAuth token endpoints (so a client can always
 recover) nor on the control API. ``item_error`` fails one entry of an SP-API batch
 (getItemOffersBatch, getCompetitivePricing) or of an eBay bulk update; BASE has no batch
-call, so ``base.item_error`` is accepted and has nothing to act on.
+call, so ``base.item_error`` is accepted and has nothing to act on. ``no_rate_header`` is not
+an error: it leaves ``x-amzn-RateLimit-Limit`` off that share of SP-API answers (Amazon sends
+it "best effort"); on BASE and eBay it has nothing to act on.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 APIS = ("spapi", "base", "ebay")
-KINDS = ("throttle", "error500", "hang", "malformed", "item_error", "latency")
+KINDS = ("throttle", "error500", "hang", "malformed", "item_error", "latency", "no_rate_header")
 
 
 class FaultError(ValueError):
