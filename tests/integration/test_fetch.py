@@ -106,6 +106,50 @@ def test_server_errors_hangs_and_malformed_answers_keep_the_last_good_quote(
     assert 0 < summary["quotes_error"] < 60
 
 
+def test_a_dead_sp_api_trips_the_circuit_breaker_and_hides_nothing(
+    make_shop: Callable[..., Shop], cli: Callable[..., CliResult]
+) -> None:
+    """Every request a 500: after 3 failed batches (the default) the fetch stops instead of
+    retrying 20 batches x 3 attempts; every ASIN keeps its last good quote, nothing is
+    hidden, the summary and one log line say so."""
+    shop = make_shop(products=400)
+    import_channel_listings(shop, cli)
+    _sync(cli)
+    before = _products(shop)
+    visible = {
+        i["item_id"]: i["visible"] for i in shop.sim("GET", "/_sim/base/base-1/items")["items"]
+    }
+    shop.sim("POST", "/_sim/stats/reset")
+    shop.sim("PUT", "/_sim/faults", json={"spapi": {"error500": 1.0}})
+    summary = _sync(cli)
+    shop.sim("PUT", "/_sim/faults", json={"spapi": {}})
+    assert summary["spapi_outage"] is True
+    assert summary["status"] in ("partial", "failed")
+    requests = shop.stats()["spapi"]["requests"]["getItemOffersBatch"]
+    # At most the 8 workers' batches in flight when it tripped, 3 attempts each (max_retries
+    # 2): without the breaker, 20 batches x 3 attempts = 60.
+    assert requests <= 8 * 3
+    assert summary["spapi_requests"] == requests
+    assert summary["quotes_error"] < 400
+    after = _products(shop)
+    for asin, product in after.items():
+        old = before[asin]
+        assert (product.quote_status, product.price, product.fetched_at) == (
+            old.quote_status,
+            old.price,
+            old.fetched_at,
+        ), asin
+    now_visible = {
+        i["item_id"]: i["visible"] for i in shop.sim("GET", "/_sim/base/base-1/items")["items"]
+    }
+    assert now_visible == visible
+    log_text = (shop.dir / "ecsync.log").read_text(encoding="utf-8")
+    assert log_text.count("SP-API looks down") == 1
+    summary = _sync(cli)  # the API is back: a full fetch again
+    assert summary["spapi_outage"] is False
+    assert summary["quotes_error"] == 0
+
+
 def test_throttles_are_absorbed_and_no_asin_is_lost(
     make_shop: Callable[..., Shop], cli: Callable[..., CliResult]
 ) -> None:

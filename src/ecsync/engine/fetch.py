@@ -4,6 +4,11 @@ Batches of 20 go out through a few workers that each wait for the governor's tok
 pace is set by the shared bucket alone and a slow answer never idles the budget. A 429 puts
 the batch back (never dropped); 5xx, timeouts and malformed answers are retried a bounded
 number of times and then become ``error`` quotes, which keep the last good price.
+
+A circuit breaker stops hammering a dead API: after ``outage_batches`` batches in a row have
+failed as a whole, no further batch is sent this cycle. The ASINs not fetched keep their
+last good quotes untouched (nothing is hidden because of the outage), one warning says so,
+and ``FetchStats.circuit_open`` tells the cycle summary (``spapi_outage``).
 """
 
 from __future__ import annotations
@@ -72,6 +77,9 @@ class FetchStats:
     statuses: Counter[str] = field(default_factory=Counter)
     granted_rate: float = DOCUMENTED[OFFERS_BATCH].rate
     started: float = 0.0
+    failed_in_a_row: int = 0  # batches that failed as a whole, since the last answered one
+    circuit_open: bool = False  # the breaker stopped the fetch: SP-API looked down
+    skipped: int = 0  # ASINs not asked because the breaker was open
 
     @property
     def floor_s(self) -> float:
@@ -153,14 +161,35 @@ class Fetcher:
                 index, batch = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
+            if self.stats.circuit_open:
+                self.stats.skipped += len(batch)
+                continue
             await self._batch(index, batch)
         raise Interrupted(self._stop.reason)
+
+    def _count_outcome(self, failed_whole: bool) -> None:
+        """The breaker: count batches that failed as a whole in a row; trip at the limit."""
+        if not failed_whole:
+            self.stats.failed_in_a_row = 0
+            return
+        self.stats.failed_in_a_row += 1
+        if self.stats.failed_in_a_row >= self._settings.outage_batches and not (
+            self.stats.circuit_open
+        ):
+            self.stats.circuit_open = True
+            log.warning(
+                "SP-API looks down: %d batches in a row failed after every retry; fetch "
+                "stopped for this cycle, the ASINs not fetched keep their last good quotes",
+                self.stats.failed_in_a_row,
+            )
 
     async def _batch(self, index: int, asins: list[str]) -> None:
         started = self._clock.monotonic()
         attempts = 0
         failures = 0
         rejections = 0
+        failed_whole = False
+        last_error = ""
         while True:
             try:
                 await self._until_stop(self._client.ensure_token())
@@ -172,6 +201,13 @@ class Fetcher:
                     raise Interrupted(self._stop.reason) from None
                 continue
             await self._governor.acquire(OFFERS_BATCH)
+            if self.stats.circuit_open:  # tripped while this batch waited: send nothing more
+                if not attempts:
+                    self.stats.skipped += len(asins)
+                    return
+                reason = last_error or "SP-API looks down (circuit breaker open)"
+                writes = [QuoteWrite(a, quote_from_error(reason)) for a in asins]
+                break
             attempts += 1
             self.stats.requests += 1
             try:
@@ -190,9 +226,11 @@ class Fetcher:
                 continue
             except TransientError as exc:
                 failures += 1
-                if failures > self._settings.max_retries:
+                last_error = str(exc)
+                if failures > self._settings.max_retries or self.stats.circuit_open:
                     log.warning("batch %d: giving up after %d attempts: %s", index, attempts, exc)
                     writes = [QuoteWrite(a, quote_from_error(str(exc))) for a in asins]
+                    failed_whole = True
                     break
                 self.stats.retries += 1
                 delay = self._backoff(failures)
@@ -209,6 +247,7 @@ class Fetcher:
                 self.stats.granted_rate = answer.rate_limit
             writes = self._quotes(answer)
             break
+        self._count_outcome(failed_whole)
         if self._write:
             now = datetime.fromtimestamp(self._clock.time(), UTC)
             await self._db.run(lambda session: write_quotes(session, writes, now))
