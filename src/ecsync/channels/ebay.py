@@ -438,11 +438,9 @@ class EbayAdapter(AccountAdapter):
         Raises EbayError for a refused request, Transient once retries are spent,
         ChannelBudgetExhausted, ChannelAuthError or Interrupted.
         """
-        refreshed = False
-        attempt = 0
-        while True:
-            try:
-                token = await self._draw_call("daily call budget")
+        async for attempt in self._retrying(method, path):
+            with attempt:
+                await self._draw_call("daily call budget")
                 response = await send(
                     self._http,
                     self._options,
@@ -452,26 +450,22 @@ class EbayAdapter(AccountAdapter):
                     params=params,
                     json=json,
                     headers={
-                        "Authorization": f"Bearer {token}",
                         "X-EBAY-C-MARKETPLACE-ID": MARKETPLACE,
                         "Accept": "application/json",
                         "Content-Language": "en-US",
                     },
+                    auth=self._auth,  # a 401: token refreshed, the call sent once more
                 )
-                return _answer(response, expect)
-            except EbayError as error:
-                if error.status != 401:
-                    raise
-                if refreshed:
+                try:
+                    return _answer(response, expect)
+                except EbayError as error:
+                    if error.status != 401:
+                        raise
                     raise ChannelAuthError(
                         f"eBay account {self.account!r}: a freshly refreshed access token was "
                         f"refused ({error})"
                     ) from None
-                refreshed = True
-                log.info("eBay account %s: access token refused; refreshing", self.account)
-                await self._tokens.refreshed(token)
-            except Transient as exc:
-                attempt = await self._after_transient(exc, attempt, method, path)
+        raise AssertionError("unreachable: the retries return or raise")
 
     async def _refresh(self, refresh_token: str) -> Grant:
         """``POST /identity/v1/oauth2/token`` with HTTP Basic client authentication."""
