@@ -236,8 +236,10 @@ def test_pacing_holds_when_the_rate_header_goes_missing(
             )
         ).all()
     engine.dispose()
-    assert granted == 10.0
-    assert 9.0 <= rate <= 10.0
+    assert granted == 10.0  # still the learnt rate, not forgotten for want of a header
+    # Paced just under it (a jitter margin of tens of ms on the 100 ms interval), nowhere
+    # near the documented default of 0.1 requests/s, and never above what Amazon grants.
+    assert 6.0 <= rate <= 10.0
 
 
 def test_a_sync_while_a_cycle_runs_exits_3(
