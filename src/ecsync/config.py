@@ -94,6 +94,9 @@ class AmazonSettings(_Section):
     max_retries: int = Field(default=4, ge=0)
     retry_base_s: float = Field(default=1.0, gt=0)
     concurrency: int = Field(default=8, ge=1, le=32)
+    # Circuit breaker: after this many batches in a row that failed as a whole (5xx,
+    # timeouts, malformed answers after every retry), the fetch stops for this cycle.
+    outage_batches: int = Field(default=3, ge=1)
     offers: OfferRules = OfferRules()
 
 

@@ -133,6 +133,63 @@ def test_batch_request_errors_validate(sim: SimClient, token: str) -> None:
     check(PRICING, BATCH_PATH, "post", 400, us.json())
 
 
+def test_duplicate_asins_fail_the_batch_as_amazon_answers(sim: SimClient, token: str) -> None:
+    asins = sim.asins(3)
+    duplicate = sim.batch(token, [*asins, asins[1]])
+    assert duplicate.status_code == 400
+    assert duplicate.json() == {
+        "errors": [
+            {
+                "code": "InvalidInput",
+                "message": "Duplicate requests submitted.  Cannot run batch request.",
+                "details": "",
+            }
+        ]
+    }
+    check(PRICING, BATCH_PATH, "post", 400, duplicate.json())
+
+
+def test_fields_inside_query_params_fail_that_item(sim: SimClient, token: str) -> None:
+    """Since 2026-04-23 the fields must be top-level; inside queryParams the item fails."""
+    asins = sim.asins(3)
+    requests: list[dict[str, Any]] = [
+        {
+            "uri": f"/products/pricing/v0/items/{asin}/offers",
+            "method": "GET",
+            "MarketplaceId": JP,
+            "ItemCondition": "New",
+            "CustomerType": "Consumer",
+        }
+        for asin in asins
+    ]
+    requests[1] = {
+        "uri": f"/products/pricing/v0/items/{asins[1]}/offers",
+        "method": "GET",
+        "queryParams": {"MarketplaceId": JP, "CustomerType": "Consumer", "ItemCondition": "New"},
+    }
+    response = sim.http.post(
+        BATCH_PATH,
+        content=json.dumps({"requests": requests}),
+        headers={"x-amz-access-token": token, "content-type": "application/json"},
+    )
+    assert response.status_code == 200
+    body = response.json()
+    check(PRICING, BATCH_PATH, "post", 200, body)
+    statuses = [entry["status"]["statusCode"] for entry in body["responses"]]
+    assert statuses == [200, 400, 200]
+    failed = body["responses"][1]
+    assert failed["request"]["Asin"] == asins[1]
+    assert failed["body"] == {
+        "errors": [
+            {
+                "code": "InvalidInput",
+                "message": "Requested MarketplaceId is invalid, unsupported, or does not exist.",
+                "details": "",
+            }
+        ]
+    }
+
+
 def test_throttled_and_unauthorized_validate(sim: SimClient, token: str) -> None:
     assert sim.batch(token, sim.asins(1)).status_code == 200
     throttled = sim.batch(token, sim.asins(1))

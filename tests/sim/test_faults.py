@@ -220,3 +220,16 @@ def test_fault_draws_are_seeded(make_sim: SimFactory) -> None:
     assert first == again
     assert 200 in first and 400 in first
     assert first != other
+
+
+def test_no_rate_header_leaves_the_header_off_that_share_of_answers(frozen: SimClient) -> None:
+    assert spapi(frozen).headers["x-amzn-RateLimit-Limit"] == "0.1"
+    frozen.faults({"spapi": {"no_rate_header": 1.0}})
+    answer = spapi(frozen)
+    assert answer.status_code == 200
+    assert "x-amzn-RateLimit-Limit" not in answer.headers
+    assert answer.headers["x-amzn-RequestId"]
+    frozen.faults({"spapi": {"no_rate_header": 0.5}})
+    with_header = sum("x-amzn-RateLimit-Limit" in spapi(frozen).headers for _ in range(40))
+    assert 5 <= with_header <= 35  # seeded draws: some answers with it, some without
+    assert parse_fault_spec("spapi.no_rate_header=0.3") == {"spapi": {"no_rate_header": 0.3}}

@@ -111,12 +111,17 @@ class OffersClient:
         await self._products._auth.aclose()
 
     async def offers_batch(self, asins: Sequence[str]) -> BatchAnswer:
-        """One getItemOffersBatch request for up to 20 ASINs, within the total timeout."""
-        if not 0 < len(asins) <= BATCH_SIZE:
-            raise ValueError(f"a batch holds 1 to {BATCH_SIZE} ASINs, got {len(asins)}")
+        """One getItemOffersBatch request for up to 20 ASINs, within the total timeout.
+
+        Each ASIN is asked once: Amazon refuses a whole batch that names one twice
+        ("Duplicate requests submitted"); a repeated ASIN gets the one answer.
+        """
+        unique = list(dict.fromkeys(asins))
+        if not 0 < len(unique) <= BATCH_SIZE:
+            raise ValueError(f"a batch holds 1 to {BATCH_SIZE} ASINs, got {len(unique)}")
         try:
             async with asyncio.timeout(self._settings.total_timeout_s):
-                return await self._call(asins)
+                answer = await self._call(unique)
         except SellingApiForbiddenException as exc:
             # The package never refreshes on a 403 by itself: drop its cached token so the
             # next ensure_token() fetches a new one. The caller retries in a new rate slot.
@@ -126,6 +131,10 @@ class OffersClient:
             raise TransientError(
                 f"no answer within {self._settings.total_timeout_s:g} s (total timeout)"
             ) from None
+        if len(unique) == len(asins):
+            return answer
+        by_asin = {item.asin: item for item in answer.items}
+        return BatchAnswer([by_asin[asin] for asin in asins], answer.rate_limit)
 
     async def ensure_token(self) -> None:
         """Have a valid access token before the request's slot comes up.
@@ -147,6 +156,7 @@ class OffersClient:
             raise TransientError(f"LWA token request: {type(exc).__name__}: {exc}") from None
 
     async def _call(self, asins: Sequence[str]) -> BatchAnswer:
+        # Top-level fields, never inside "queryParams": Amazon fails such items since 2026-04.
         requests = [
             {
                 "uri": OFFERS_PATH.format(asin=asin),

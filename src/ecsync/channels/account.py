@@ -6,9 +6,13 @@ import logging
 import random
 from collections.abc import AsyncIterator, Iterable
 
+import httpx
+from tenacity import AsyncRetrying, RetryCallState
+
+from ecsync.channels.auth import RefreshingAuth, refused_with_401
 from ecsync.channels.budget import CallBudget, Window
 from ecsync.channels.errors import ChannelBudgetExhausted
-from ecsync.channels.http import HttpOptions, Transient, backoff_s, make_client, pause
+from ecsync.channels.http import HttpOptions, make_client, retrying
 from ecsync.channels.protocol import Budget, ChannelItem, ChannelRead
 from ecsync.channels.tokens import Grant, TokenManager, TokenStore
 from ecsync.clock import Clock, Stop, SystemClock
@@ -57,6 +61,11 @@ class AccountAdapter:
             margin_s=self._options.token_margin_s,
             lease_s=self._options.lease_s,
         )
+        # Every call carries the token; a refused one is refreshed and the call sent once
+        # more (a call of its own for the budget).
+        self._auth = RefreshingAuth(
+            self._tokens, self._token_refused, lambda: self._draw_call("call budget")
+        )
         self._rng = random.Random()
         self._calls = 0
 
@@ -65,6 +74,11 @@ class AccountAdapter:
 
     async def _refresh(self, refresh_token: str) -> Grant:
         raise NotImplementedError
+
+    def _token_refused(self, response: httpx.Response) -> bool:
+        """Does this answer say the access token is bad? OAuth's 401 unless the channel
+        says it otherwise (BASE)."""
+        return refused_with_401(response)
 
     async def _draw_call(self, budget_name: str) -> str:
         """Before each call: honour a stop, get a valid token, take one call from the budget.
@@ -84,25 +98,25 @@ class AccountAdapter:
         self._calls += 1
         return token
 
-    async def _after_transient(self, exc: Transient, attempt: int, method: str, path: str) -> int:
-        """A retryable failure: re-raise once retries are spent, else back off; returns the
-        next attempt number."""
-        if attempt >= self._options.max_retries:
-            raise exc
-        delay = backoff_s(self._options, attempt, self._rng)
-        log.warning(
-            "%s account %s: %s %s failed (%s); retry %d/%d in %.1f s",
-            self.label,
-            self.account,
-            method,
-            path,
-            exc,
-            attempt + 1,
-            self._options.max_retries,
-            delay,
-        )
-        await pause(self._stop, delay)
-        return attempt + 1
+    def _retrying(self, method: str, path: str) -> AsyncRetrying:
+        """Bounded retries of a transient failure (5xx, timeout, malformed answer) of one
+        call, with jittered backoff that a stop request cuts short."""
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "%s account %s: %s %s failed (%s); retry %d/%d in %.1f s",
+                self.label,
+                self.account,
+                method,
+                path,
+                exc,
+                state.attempt_number,
+                self._options.max_retries,
+                state.upcoming_sleep,
+            )
+
+        return retrying(self._options, self._stop, self._rng, before_sleep)
 
     def read_items(self) -> AsyncIterator[ChannelItem]:
         raise NotImplementedError

@@ -741,11 +741,9 @@ class EbayAdapter(AccountAdapter):
         Raises EbayError for a refused request, Transient once retries are spent,
         ChannelBudgetExhausted, ChannelAuthError or Interrupted.
         """
-        refreshed = False
-        attempt = 0
-        while True:
-            try:
-                token = await self._draw_call("daily call budget")
+        async for attempt in self._retrying(method, path):
+            with attempt:
+                await self._draw_call("daily call budget")
                 response = await send(
                     self._http,
                     self._options,
@@ -755,26 +753,22 @@ class EbayAdapter(AccountAdapter):
                     params=params,
                     json=json,
                     headers={
-                        "Authorization": f"Bearer {token}",
                         "X-EBAY-C-MARKETPLACE-ID": MARKETPLACE,
                         "Accept": "application/json",
                         "Content-Language": "en-US",
                     },
+                    auth=self._auth,  # a 401: token refreshed, the call sent once more
                 )
-                return _answer(response, expect)
-            except EbayError as error:
-                if error.status != 401:
-                    raise
-                if refreshed:
+                try:
+                    return _answer(response, expect)
+                except EbayError as error:
+                    if error.status != 401:
+                        raise
                     raise ChannelAuthError(
                         f"eBay account {self.account!r}: a freshly refreshed access token was "
                         f"refused ({error})"
                     ) from None
-                refreshed = True
-                log.info("eBay account %s: access token refused; refreshing", self.account)
-                await self._tokens.refreshed(token)
-            except Transient as exc:
-                attempt = await self._after_transient(exc, attempt, method, path)
+        raise AssertionError("unreachable: the retries return or raise")
 
     async def _feed(
         self,
@@ -788,26 +782,27 @@ class EbayAdapter(AccountAdapter):
         """One Sell Feed API call, streamed: ``receive`` reads the answer (and raises
         EbayError/Transient as ``_answer`` does). Budget, token refresh on 401 and bounded
         retries as in ``_call``; Feed calls draw from the same daily call budget (a few per
-        read), which only makes the budget stricter."""
+        read), which only makes the budget stricter. The 401 refresh is done here rather than
+        by ``RefreshingAuth``, which reads every answer's body first: a report is streamed."""
         refreshed = False
-        attempt = 0
-        while True:
-            try:
-                token = await self._draw_call("daily call budget")
-                return await self._feed_once(method, path, token, receive, json, timeout)
-            except EbayError as error:
-                if error.status != 401:
-                    raise
-                if refreshed:
-                    raise ChannelAuthError(
-                        f"eBay account {self.account!r}: a freshly refreshed access token was "
-                        f"refused ({error})"
-                    ) from None
-                refreshed = True
-                log.info("eBay account %s: access token refused; refreshing", self.account)
-                await self._tokens.refreshed(token)
-            except Transient as exc:
-                attempt = await self._after_transient(exc, attempt, method, path)
+        async for attempt in self._retrying(method, path):
+            with attempt:
+                while True:
+                    token = await self._draw_call("daily call budget")
+                    try:
+                        return await self._feed_once(method, path, token, receive, json, timeout)
+                    except EbayError as error:
+                        if error.status != 401:
+                            raise
+                        if refreshed:
+                            raise ChannelAuthError(
+                                f"eBay account {self.account!r}: a freshly refreshed access "
+                                f"token was refused ({error})"
+                            ) from None
+                        refreshed = True
+                        log.info("eBay account %s: access token refused; refreshing", self.account)
+                        await self._tokens.refreshed(token)
+        raise AssertionError("unreachable: the retries return or raise")
 
     async def _feed_once(
         self,

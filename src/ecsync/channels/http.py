@@ -1,5 +1,8 @@
 """HTTP plumbing the channel adapters share: timeouts, stop-aware sends, jittered backoff.
 
+Retries of a transient failure go through :func:`retrying` (tenacity), whose waits are
+:func:`pause`: a stop request ends a backoff at once with Interrupted.
+
 Every channel call goes through :func:`send`, so none can outlive its total timeout and
 none outlives a SIGTERM: the exchange is abandoned the moment the run's ``Stop`` is set.
 Token refreshes are the one exception (see ``tokens.py``): they run to their timeout, because
@@ -10,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from ecsync.clock import Stop
 from ecsync.errors import Interrupted
@@ -126,6 +131,28 @@ async def pause(stop: Stop, seconds: float) -> None:
     """A backoff wait that ends at once, with Interrupted, on a stop request."""
     if await stop.sleep(seconds):
         raise Interrupted(stop.reason)
+
+
+def retrying(
+    options: HttpOptions,
+    stop: Stop,
+    rng: random.Random,
+    before_sleep: Callable[[RetryCallState], None] | None = None,
+) -> AsyncRetrying:
+    """Retry a block on :class:`Transient` up to ``options.max_retries`` times, backing off
+    with :func:`backoff_s` in stop-aware waits; then the last Transient is raised as is.
+    Any other exception passes through at once.
+
+    Use as ``async for attempt in retrying(...): with attempt: ...``.
+    """
+    return AsyncRetrying(
+        stop=stop_after_attempt(options.max_retries + 1),
+        retry=retry_if_exception_type(Transient),
+        wait=lambda state: backoff_s(options, state.attempt_number - 1, rng),
+        sleep=functools.partial(pause, stop),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
 
 
 async def bounded_map(func: Callable[[T], Awaitable[R]], items: Sequence[T], limit: int) -> list[R]:

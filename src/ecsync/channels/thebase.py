@@ -385,11 +385,9 @@ class BaseAdapter(AccountAdapter):
         Transient once retries are spent, ChannelBudgetExhausted, ChannelAuthError or
         Interrupted.
         """
-        refreshed = False
-        attempt = 0
-        while True:
-            try:
-                token = await self._draw_call("call budget")
+        async for attempt in self._retrying(method, path):
+            with attempt:
+                await self._draw_call("call budget")
                 response = await send(
                     self._http,
                     self._options,
@@ -398,21 +396,26 @@ class BaseAdapter(AccountAdapter):
                     stop=self._stop,
                     params=params,
                     data=data,
-                    headers={"Authorization": f"Bearer {token}"},
+                    auth=self._auth,  # a refused token: refreshed, and the call sent once more
                 )
-                return _answer(response, expect)
-            except BaseError as error:
-                if error.about_token and not refreshed:
-                    # Expired or revoked token (BASE does not say which): refresh, retry once.
-                    # Any other invalid_request (an uneditable item) is the item's own.
-                    refreshed = True
-                    log.info("BASE account %s: access token refused; refreshing", self.account)
-                    await self._tokens.refreshed(token)
-                    continue
-                await self._on_limit(error)
-                raise
-            except Transient as exc:
-                attempt = await self._after_transient(exc, attempt, method, path)
+                try:
+                    return _answer(response, expect)
+                except BaseError as error:
+                    await self._on_limit(error)
+                    raise
+        raise AssertionError("unreachable: the retries return or raise")
+
+    def _token_refused(self, response: httpx.Response) -> bool:
+        """BASE says "bad token" with HTTP 400 ``invalid_request`` whose description is about
+        the access token (the same code also refuses uneditable items); a gateway may say
+        401/403."""
+        try:
+            code, description = _error_fields(response.json())
+        except ValueError:
+            return False
+        if response.status_code in (401, 403):
+            return code != "invalid_scope"
+        return response.status_code == 400 and BaseError(code, description).about_token
 
     async def _on_limit(self, error: BaseError) -> None:
         """Account-wide error answers become exceptions that stop the account's work."""

@@ -105,6 +105,7 @@ class CycleSummary:
         self.extra["spapi_granted_rate"] = stats.granted_rate
         self.extra["spapi_token_refusals"] = stats.token_refusals
         self.extra["spapi_retries"] = stats.retries
+        self.extra["spapi_outage"] = stats.circuit_open
 
 
 HEARTBEAT_S = 5.0

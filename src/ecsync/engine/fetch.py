@@ -4,11 +4,17 @@ Batches of 20 go out through a few workers that each wait for the governor's tok
 pace is set by the shared bucket alone and a slow answer never idles the budget. A 429 puts
 the batch back (never dropped); 5xx, timeouts and malformed answers are retried a bounded
 number of times and then become ``error`` quotes, which keep the last good price.
+
+A circuit breaker stops hammering a dead API: after ``outage_batches`` batches in a row have
+failed as a whole, no further batch is sent this cycle. The ASINs not fetched keep their
+last good quotes untouched (nothing is hidden because of the outage), one warning says so,
+and ``FetchStats.circuit_open`` tells the cycle summary (``spapi_outage``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 from collections import Counter
@@ -16,6 +22,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from ecsync.amazon.client import BATCH_SIZE, OFFERS_BATCH, BatchAnswer, OffersClient
 from ecsync.amazon.errors import (
@@ -76,12 +84,32 @@ class FetchStats:
     statuses: Counter[str] = field(default_factory=Counter)
     granted_rate: float = DOCUMENTED[OFFERS_BATCH].rate
     started: float = 0.0
+    failed_in_a_row: int = 0  # batches that failed as a whole, since the last answered one
+    circuit_open: bool = False  # the breaker stopped the fetch: SP-API looked down
+    skipped: int = 0  # ASINs not asked because the breaker was open
 
     @property
     def floor_s(self) -> float:
         """What the granted rate makes unavoidable: every request after the first burst."""
         burst = DOCUMENTED[OFFERS_BATCH].burst
         return max(0.0, self.batches - burst) / self.granted_rate
+
+
+@dataclass
+class _Progress:
+    """What one batch has been through so far, across its retries."""
+
+    attempts: int = 0  # requests sent
+    rejections: int = 0  # access tokens refused
+    last_error: str = ""
+
+
+class _Skipped(Exception):
+    """The circuit breaker opened before this batch was sent: leave its ASINs alone."""
+
+
+class _TokenUnavailable(TransientError):
+    """The LWA token could not be had (transient); after the retries: an auth failure."""
 
 
 QuotesHandler = Callable[[Sequence[QuoteWrite]], Awaitable[None]]
@@ -137,9 +165,15 @@ class Fetcher:
             asyncio.create_task(self._worker(queue), name=f"fetch-{n}")
             for n in range(min(self._concurrency, queue.qsize()))
         ]
+        # A full garbage collection over the process's heap pauses every task for 0.1-0.3 s
+        # on a busy machine: a request caught by it leaves late and crowds the next slot
+        # into a 429. Leave the heap that exists now (imports, settings) out of collections
+        # while the fetch runs; it goes back to the collector afterwards.
+        gc.freeze()
         try:
             await asyncio.gather(*workers)
         finally:
+            gc.unfreeze()
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
@@ -151,62 +185,53 @@ class Fetcher:
                 index, batch = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
+            if self.stats.circuit_open:
+                self.stats.skipped += len(batch)
+                continue
             await self._batch(index, batch)
         raise Interrupted(self._stop.reason)
 
+    def _count_outcome(self, failed_whole: bool) -> None:
+        """The breaker: count batches that failed as a whole in a row; trip at the limit."""
+        if not failed_whole:
+            self.stats.failed_in_a_row = 0
+            return
+        self.stats.failed_in_a_row += 1
+        if self.stats.failed_in_a_row >= self._settings.outage_batches and not (
+            self.stats.circuit_open
+        ):
+            self.stats.circuit_open = True
+            log.warning(
+                "SP-API looks down: %d batches in a row failed after every retry; fetch "
+                "stopped for this cycle, the ASINs not fetched keep their last good quotes",
+                self.stats.failed_in_a_row,
+            )
+
     async def _batch(self, index: int, asins: list[str]) -> None:
         started = self._clock.monotonic()
-        attempts = 0
-        failures = 0
-        rejections = 0
-        while True:
-            try:
-                await self._until_stop(self._client.ensure_token())
-            except TransientError as exc:
-                failures += 1
-                if failures > self._settings.max_retries:
-                    raise AuthFailed(f"cannot get an SP-API access token: {exc}") from None
-                if await self._stop.sleep(self._backoff(failures)):
-                    raise Interrupted(self._stop.reason) from None
-                continue
-            await self._governor.acquire(OFFERS_BATCH)
-            attempts += 1
-            self.stats.requests += 1
-            try:
-                answer = await self._until_stop(self._client.offers_batch(asins))
-            except TokenRejected as exc:
-                rejections += 1
-                if rejections > MAX_TOKEN_REJECTIONS:
-                    raise AuthFailed(f"SP-API refused fresh access tokens: {exc}") from None
-                log.info("batch %d: access token refused (%s); refreshing it", index, exc)
-                self.stats.token_refusals += 1
-                await self._governor.refund(OFFERS_BATCH)
-                continue
-            except Throttled:
-                self.stats.throttled += 1
-                await self._governor.throttled(OFFERS_BATCH)
-                continue
-            except TransientError as exc:
-                failures += 1
-                if failures > self._settings.max_retries:
-                    log.warning("batch %d: giving up after %d attempts: %s", index, attempts, exc)
-                    writes = [QuoteWrite(a, quote_from_error(str(exc))) for a in asins]
-                    break
-                self.stats.retries += 1
-                delay = self._backoff(failures)
-                log.info("batch %d: %s; retry %d in %.2f s", index, exc, failures, delay)
-                if await self._stop.sleep(delay):
-                    raise Interrupted(self._stop.reason) from None
-                continue
-            except BatchRejected as exc:
-                log.warning("batch %d: rejected: %s", index, exc)
-                writes = [QuoteWrite(a, quote_from_error(str(exc))) for a in asins]
-                break
+        progress = _Progress()
+        failed_whole = False
+        try:
+            answer = await self._answer_with_retries(index, asins, progress)
+        except _Skipped:
+            self.stats.skipped += len(asins)
+            return
+        except _TokenUnavailable as exc:
+            raise AuthFailed(f"cannot get an SP-API access token: {exc}") from None
+        except TransientError as exc:
+            log.warning("batch %d: giving up after %d attempts: %s", index, progress.attempts, exc)
+            writes = [QuoteWrite(a, quote_from_error(str(exc))) for a in asins]
+            failed_whole = True
+        except BatchRejected as exc:
+            log.warning("batch %d: rejected: %s", index, exc)
+            writes = [QuoteWrite(a, quote_from_error(str(exc))) for a in asins]
+        else:
             await self._governor.granted(OFFERS_BATCH, answer.rate_limit)
             if answer.rate_limit:
                 self.stats.granted_rate = answer.rate_limit
             writes = self._quotes(answer)
-            break
+        attempts = progress.attempts
+        self._count_outcome(failed_whole)
         if self._write:
             now = datetime.fromtimestamp(self._clock.time(), UTC)
             await self._db.run(lambda session: write_quotes(session, writes, now))
@@ -225,6 +250,76 @@ class Fetcher:
             self._observer.batch_done(report, self.stats)
         if self._on_quotes:
             await self._on_quotes(writes)
+
+    async def _answer_with_retries(
+        self, index: int, asins: list[str], progress: _Progress
+    ) -> BatchAnswer:
+        """The batch's answer; transient failures (5xx, timeouts, malformed answers, an LWA
+        hiccup) retried by tenacity with jittered backoff in stop-aware waits, until
+        ``max_retries`` or until the circuit breaker opens; then the last one is raised."""
+
+        def give_up(state: RetryCallState) -> bool:
+            return state.attempt_number > self._settings.max_retries or self.stats.circuit_open
+
+        def before_sleep(state: RetryCallState) -> None:
+            self.stats.retries += 1
+            exc = state.outcome.exception() if state.outcome else None
+            log.info(
+                "batch %d: %s; retry %d in %.2f s",
+                index,
+                exc,
+                state.attempt_number,
+                state.upcoming_sleep,
+            )
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=give_up,
+            wait=lambda state: self._backoff(state.attempt_number),
+            sleep=self._pause,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._answer(index, asins, progress)
+        raise AssertionError("unreachable: the retries return or raise")
+
+    async def _answer(self, index: int, asins: list[str], progress: _Progress) -> BatchAnswer:
+        """One try: a token, a rate slot, the request. A 429 or a refused (expired) token is
+        not a failure: the batch goes again in a new slot, at once."""
+        while True:
+            try:
+                await self._until_stop(self._client.ensure_token())
+            except TransientError as exc:
+                raise _TokenUnavailable(str(exc)) from None
+            await self._governor.acquire(OFFERS_BATCH)
+            if self.stats.circuit_open:  # tripped while this batch waited: send nothing more
+                if not progress.attempts:
+                    raise _Skipped
+                raise TransientError(progress.last_error or "SP-API looks down (breaker open)")
+            progress.attempts += 1
+            self.stats.requests += 1
+            try:
+                return await self._until_stop(self._client.offers_batch(asins))
+            except TokenRejected as exc:
+                progress.rejections += 1
+                if progress.rejections > MAX_TOKEN_REJECTIONS:
+                    raise AuthFailed(f"SP-API refused fresh access tokens: {exc}") from None
+                log.info("batch %d: access token refused (%s); refreshing it", index, exc)
+                self.stats.token_refusals += 1
+                await self._governor.refund(OFFERS_BATCH)
+            except Throttled:
+                self.stats.throttled += 1
+                await self._governor.throttled(OFFERS_BATCH)
+            except TransientError as exc:
+                progress.last_error = str(exc)
+                raise
+
+    async def _pause(self, seconds: float) -> None:
+        """A backoff wait that a stop request ends at once."""
+        if await self._stop.sleep(seconds):
+            raise Interrupted(self._stop.reason)
 
     def _quotes(self, answer: BatchAnswer) -> list[QuoteWrite]:
         rules = self._settings.offers

@@ -4,8 +4,16 @@ Each SP-API request goes through the same gate Amazon's would: injected latency 
 the ``x-amz-access-token`` check (403 ``Unauthorized``), the per-(client, operation) token
 bucket (429 ``QuotaExceeded``), an injected 500, then the operation itself. Answers carry
 ``x-amzn-RequestId`` always and ``x-amzn-RateLimit-Limit`` (the documented rate times
-``--speed``) on 200/400/404. Unknown query parameters are ignored and the Host header is
-never looked at: python-amazon-sp-api sends both.
+``--speed``) on 200/400/404, unless the ``spapi.no_rate_header`` fault (a share of answers)
+leaves it off: Amazon sends it "best effort". Unknown query parameters are ignored and the
+Host header is never looked at: python-amazon-sp-api sends both.
+
+getItemOffersBatch follows Amazon as it answers since 2026-04-23: an item whose
+``MarketplaceId``, ``ItemCondition`` or ``CustomerType`` sits inside ``queryParams`` (not at
+the top level of the request) fails on its own with 400 ``InvalidInput`` "Requested
+MarketplaceId is invalid, unsupported, or does not exist."; the same ASIN twice in one batch
+fails the whole request with 400 ``InvalidInput`` "Duplicate requests submitted.  Cannot run
+batch request." (both as sellers quote them in the SDKs' issue trackers).
 """
 
 from __future__ import annotations
@@ -34,6 +42,9 @@ ITEM_CONDITIONS = frozenset({"New", "Used", "Collectible", "Refurbished", "Club"
 CUSTOMER_TYPES = frozenset({"Consumer", "Business"})
 _ITEM_URI = re.compile(r"^/products/pricing/v0/items/([^/?#]+)/offers$")
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
+_REQUEST_FIELDS = ("MarketplaceId", "ItemCondition", "CustomerType")
+MARKETPLACE_INVALID = "Requested MarketplaceId is invalid, unsupported, or does not exist."
+DUPLICATE_REQUESTS = "Duplicate requests submitted.  Cannot run batch request."
 
 
 class _Reject(Exception):
@@ -111,7 +122,7 @@ class SpApi:
 
     def _headers(self, operation: str | None) -> dict[str, str]:
         headers = {"x-amzn-RequestId": new_request_id()}
-        if operation is not None:
+        if operation is not None and not self.state.faults.hit("spapi", "no_rate_header"):
             rate = SPAPI_OPERATIONS[operation].rate
             headers["x-amzn-RateLimit-Limit"] = format_rate(rate, self.state.clock.speed)
         return headers
@@ -202,6 +213,9 @@ class SpApi:
         if len(entries) > BATCH_LIMIT:
             raise _invalid(f"requests: at most {BATCH_LIMIT} requests per batch")
         parsed = [_parse_batch_entry(entry, index) for index, entry in enumerate(entries)]
+        asins = [asin for asin, _, _ in parsed]
+        if len(set(asins)) < len(asins):
+            raise _invalid(DUPLICATE_REQUESTS)
         state = self.state
         failing = (
             state.faults.choice(len(parsed)) if state.faults.hit("spapi", "item_error") else -1
@@ -209,11 +223,17 @@ class SpApi:
         date = http_date(state.clock.now())
         responses = []
         for index, (asin, condition, customer) in enumerate(parsed):
+            # Building 20 payloads takes a while on a loaded machine; let other requests
+            # reach the gate meanwhile, so their bucket check is stamped when they arrive
+            # (as Amazon's many servers would), not after this whole answer is built.
+            await asyncio.sleep(0)
             echo = {"MarketplaceId": JAPAN_MARKETPLACE_ID, "Asin": asin, "ItemCondition": condition}
             if customer:
                 echo["CustomerType"] = customer
             product = known_product(state, asin)
-            if index == failing:
+            if _in_query_params(entries[index]):
+                status, item_body = 400, payloads.errors_body("InvalidInput", MARKETPLACE_INVALID)
+            elif index == failing:
                 status, item_body = (
                     500,
                     payloads.errors_body(
@@ -349,7 +369,17 @@ def _check_marketplace(value: str | None, name: str) -> None:
         raise _invalid(f"{name}: {value!r} is not served; only Japan ({JAPAN_MARKETPLACE_ID}) is")
 
 
+def _in_query_params(entry: dict[str, Any]) -> bool:
+    """Does the entry carry a request field inside ``queryParams`` (refused since 2026-04)?"""
+    query = entry.get("queryParams")
+    return isinstance(query, dict) and any(name in query for name in _REQUEST_FIELDS)
+
+
 def _parse_batch_entry(entry: Any, index: int) -> tuple[str, str, str]:
+    """(ASIN, condition, customer type) of one batch entry; request-level 400 when unusable.
+
+    An entry with its fields in ``queryParams`` passes here (with their values, for the echo)
+    and fails on its own, as an item, as Amazon answers it."""
     where = f"requests[{index}]"
     if not isinstance(entry, dict):
         raise _invalid(f"{where}: must be an object")
@@ -358,6 +388,15 @@ def _parse_batch_entry(entry: Any, index: int) -> tuple[str, str, str]:
         raise _invalid(f"{where}.uri: must be /products/pricing/v0/items/{{Asin}}/offers")
     if str(entry.get("method", "")).upper() != "GET":
         raise _invalid(f"{where}.method: must be GET")
+    if _in_query_params(entry):
+        query = entry["queryParams"]
+        condition = entry.get("ItemCondition", query.get("ItemCondition"))
+        customer = entry.get("CustomerType", query.get("CustomerType"))
+        return (
+            match.group(1),
+            condition if condition in ITEM_CONDITIONS else "New",
+            customer if customer in CUSTOMER_TYPES else "",
+        )
     _check_marketplace(entry.get("MarketplaceId"), f"{where}.MarketplaceId")
     condition = entry.get("ItemCondition")
     if condition not in ITEM_CONDITIONS:

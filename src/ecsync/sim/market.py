@@ -24,8 +24,6 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
-from ecsync.config import JAPAN_MARKETPLACE_ID
-
 __all__ = [
     "AMAZON_SELLER_ID",
     "AVAILABILITY_TYPES",
@@ -36,6 +34,7 @@ __all__ = [
     "Product",
 ]
 
+JAPAN_MARKETPLACE_ID = "A1VC38T7YXB528"  # Amazon.co.jp (the sim imports no client code)
 AMAZON_SELLER_ID = "AN1VRQENFRJN5"  # Amazon.co.jp itself
 SUB_CONDITIONS = ("new", "mint", "very_good", "good", "acceptable")
 AVAILABILITY_TYPES = ("NOW", "FUTURE_WITHOUT_DATE", "FUTURE_WITH_DATE")

@@ -1,7 +1,6 @@
 """SP-API JSON shapes built from the market model (Product Pricing v0, Catalog 2022-04-01).
 
-One module builds them so that the SP-API routes and the seeding (which must price the
-channels from exactly what a client would be served) cannot drift apart. Field names,
+One module builds them so that every SP-API route serves the same shapes. Field names,
 nesting and value types follow Amazon's models in ``shared/specs/amazon``; the
 conformance tests validate every shape built here against them.
 

@@ -1,11 +1,11 @@
 """Build a simulator's whole starting state from its options, and write a matching config.
 
 The channels must start as a correct sync would have left them, so a first ecsync cycle
-against a fresh simulator finds exactly the ``--drift`` products to change. "Correct" is
-ecsync's own domain logic (``ecsync.domain.quotes`` and ``ecsync.domain.pricing``) applied
-to the very payload the SP-API route serves, with the default offer rules and the default
-strategies the written config names (``markup`` for BASE, ``ebay_formula`` for eBay). Only
-then does the drift move some Amazon offers.
+against a fresh simulator finds exactly the ``--drift`` products to change. "Correct" is the
+simulator's own small rules in :mod:`ecsync.sim.synced` (the default offer rules and the
+default strategies the written config names: ``markup`` for BASE, ``ebay_formula`` for
+eBay), applied to the market's offers; never ecsync's own domain code, so a client bug
+cannot agree with itself. Only then does the drift move some Amazon offers.
 """
 
 from __future__ import annotations
@@ -13,13 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import random
-from decimal import Decimal
 from pathlib import Path
 
-from ecsync.config import OfferRules, PricingStrategy, default_strategies
-from ecsync.domain.pricing import price_listing
-from ecsync.domain.quotes import quote_from_payload
-from ecsync.sim import payloads
+from ecsync.sim import synced
 from ecsync.sim.base_seeding import seed_base_shapes
 from ecsync.sim.channels import BaseAccount, BaseItem, EbayAccount, EbayOffer, price_to_cents
 from ecsync.sim.clock import SimClock
@@ -75,36 +71,17 @@ def build_state(options: SimOptions, clock: SimClock | None = None) -> SimState:
 
 
 class _Pricer:
-    """Quotes and prices a product exactly as ecsync would from the served payload."""
+    """The source cost of each product by the simulator's own rules, computed once."""
 
     def __init__(self, state: SimState) -> None:
         self.market = state.market
-        self.rules = OfferRules()
-        strategies = default_strategies()
-        self.base: PricingStrategy = strategies["markup"]
-        self.ebay: PricingStrategy = strategies["ebay_formula"]
-        self.now = state.clock.now_datetime()
-        self._cost: dict[int, Decimal | None] = {}
+        self._cost: dict[int, int | None] = {}
 
-    def cost(self, product: Product) -> Decimal | None:
-        """The landed source price, or None when the quote is not ok."""
+    def cost(self, product: Product) -> int | None:
+        """The landed source price in yen, or None when no offer qualifies."""
         if product.index not in self._cost:
-            payload = payloads.offers_payload(
-                product.asin,
-                self.market.offers(product),
-                list_price=product.list_price,
-                rank=product.rank,
-                item_condition="New",
-            )
-            quote = quote_from_payload(payload, self.rules)
-            ok = quote.status == "ok" and quote.price is not None
-            self._cost[product.index] = quote.price if ok else None
+            self._cost[product.index] = synced.source_cost(self.market.offers(product))
         return self._cost[product.index]
-
-    def price(self, strategy: PricingStrategy, cost: Decimal | None) -> Decimal | None:
-        if cost is None:
-            return None
-        return price_listing(strategy, cost, self.now).price
 
 
 def seed_channels(state: SimState) -> None:
@@ -130,9 +107,9 @@ def _seed_base_item(
     # What the item showed before the last sync; kept when the sync had to hide it.
     price = int(round(product.base_price * 1.3, -1)) or 10
     visible, stock = 0, 1
-    synced = pricer.price(pricer.base, pricer.cost(product))
-    if synced is not None:
-        price, visible, stock = int(synced), 1, 1
+    cost = pricer.cost(product)
+    if cost is not None:
+        price, visible, stock = synced.base_price(cost), 1, 1
     item_id = BASE_ITEM_ID_START + index
     account.add(
         BaseItem(
@@ -149,12 +126,11 @@ def _seed_base_item(
 
 
 def _seed_ebay_offer(account: EbayAccount, product: Product, pricer: _Pricer) -> None:
-    synced = pricer.price(pricer.ebay, pricer.cost(product))
-    if synced is not None:
-        price, quantity = synced, 1
+    cost = pricer.cost(product)
+    if cost is not None:
+        price, quantity = synced.ebay_price(cost), 1
     else:
-        price = pricer.price(pricer.ebay, Decimal(product.base_price)) or Decimal("9.99")
-        quantity = 0
+        price, quantity = synced.ebay_price(product.base_price), 0
     offer_id = str(EBAY_OFFER_ID_START + account.index * EBAY_OFFER_ID_STRIDE + product.index)
     offer = EbayOffer(offer_id, product.asin, pricer.market.title(product), 0, quantity)
     offer.price_cents = price_to_cents(price)
