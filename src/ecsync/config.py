@@ -291,6 +291,21 @@ class RuntimeSettings(_Section):
     time_scale: float = Field(default=1.0, gt=0)
 
 
+class ChannelHttpSettings(_Section):
+    """Timeouts, retries and parallelism of every channel account's HTTP calls (BASE, eBay).
+
+    The defaults suit the real APIs; a hung call costs at most ``total_timeout_s`` and is
+    retried ``max_retries`` times with jittered backoff from ``retry_base_s``.
+    """
+
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    read_timeout_s: float = Field(default=30.0, gt=0)
+    total_timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=3, ge=0)
+    retry_base_s: float = Field(default=0.5, gt=0)
+    concurrency: int = Field(default=4, ge=1, le=32)
+
+
 class JournalSettings(_Section):
     """Finished changes and cycles older than ``keep_days`` are deleted (store/retention.py)."""
 
@@ -324,6 +339,7 @@ class Settings(BaseSettings):
     guards: GuardSettings = GuardSettings()
     daemon: DaemonSettings = DaemonSettings()
     journal: JournalSettings = JournalSettings()
+    channels: ChannelHttpSettings = ChannelHttpSettings()
     logging: LoggingSettings = LoggingSettings()
     runtime: RuntimeSettings = RuntimeSettings()
     config_path: Path = Path(DEFAULT_CONFIG_NAME)

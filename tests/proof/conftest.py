@@ -27,6 +27,10 @@ FAST_AMAZON = (
     "connect_timeout_s = 2\nread_timeout_s = 1.5\ntotal_timeout_s = 4\n"
     "retry_base_s = 0.02\nmax_retries = 2\n"
 )
+FAST_CHANNELS = (
+    "\n[channels]\nconnect_timeout_s = 2\nread_timeout_s = 1.5\ntotal_timeout_s = 4\n"
+    "retry_base_s = 0.02\nmax_retries = 2\n"
+)
 # Generous: a bound against a wedged run, never a measure of speed.
 RUN_TIMEOUT_S = 180.0
 
@@ -130,7 +134,7 @@ def proof_config(text: str, extra_amazon: str = FAST_AMAZON) -> str:
     # Reconcile (read every channel item) in every cycle: what a read under faults concludes
     # about gone listings is then judged in every case, not every 8th cycle.
     text = text.replace("[daemon]\n", "[daemon]\nreconcile_every = 1\n", 1)
-    return text + PROOF_GUARDS
+    return text + PROOF_GUARDS + FAST_CHANNELS
 
 
 @contextmanager

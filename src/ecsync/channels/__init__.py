@@ -82,5 +82,14 @@ def open_account(
     settings: Settings, name: str, db: DbRunner, stop: Stop, clock: Clock | None = None
 ) -> ChannelAdapter:
     """``open_adapter`` for a configured account, on the configured clock scale."""
-    options = HttpOptions(time_scale=settings.runtime.time_scale)
+    http = settings.channels
+    options = HttpOptions(
+        connect_timeout_s=http.connect_timeout_s,
+        read_timeout_s=http.read_timeout_s,
+        total_timeout_s=http.total_timeout_s,
+        max_retries=http.max_retries,
+        retry_base_s=http.retry_base_s,
+        concurrency=http.concurrency,
+        time_scale=settings.runtime.time_scale,
+    )
     return open_adapter(settings.account(name), db, stop, clock, options=options)
