@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# Two workers (one per core): the suite spends half its time waiting on simulated
+# clocks and subprocesses; a file stays on one worker so its module fixtures are shared.
 .PHONY: demo test lint typecheck unit clean
 
 $(STAMP): pyproject.toml
@@ -36,7 +38,7 @@ unit: $(STAMP)
 	else \
 	  echo "no PostgreSQL on 127.0.0.1:5432: PostgreSQL store tests will be skipped"; \
 	fi; \
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 test: lint typecheck unit
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from sp_api.asyncio.auth import access_token_client as token_module
 
 from ecsync.amazon.client import OffersClient
 from ecsync.config import AmazonSettings
@@ -16,8 +17,12 @@ from ecsync.sim.state import LWA_CLIENT_ID, LWA_CLIENT_SECRET, LWA_REFRESH_TOKEN
 
 @pytest.fixture
 def handle() -> Iterator[SimHandle]:
+    # python-amazon-sp-api caches access tokens per refresh token for the whole process: a
+    # token from an earlier test's simulator would be refused by this one.
+    token_module.cache.clear()
     with running_simulator(SimOptions(products=30, base_accounts=0, ebay_accounts=0)) as sim:
         yield sim
+    token_module.cache.clear()
 
 
 def _settings(handle: SimHandle) -> AmazonSettings:
