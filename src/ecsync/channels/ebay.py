@@ -53,6 +53,7 @@ from ecsync.channels.http import (
     send,
     until_stopped,
 )
+from ecsync.channels.parsing import finite, whole
 from ecsync.channels.protocol import (
     ChangeResult,
     ChannelChange,
@@ -1054,28 +1055,14 @@ def _offer_item(offer: dict[str, Any], title: str) -> ChannelItem | None:
         return ChannelItem(
             item_id=str(offer["offerId"]),
             sku=str(offer.get("sku") or ""),
-            price=_finite(Decimal(str(value))) if value is not None else None,
+            price=finite(Decimal(str(value))) if value is not None else None,
             visible=None,
-            quantity=_whole(quantity) if quantity is not None else None,
+            quantity=whole(quantity) if quantity is not None else None,
             title=title,
             status=str(offer.get("status") or ""),
         )
     except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError):
         return None
-
-
-def _whole(value: Any) -> int:
-    """A quantity as sent: a JSON integer or its digits. ``False`` or ``0.5`` are not
-    (int() would read them as 0: a malformed field must never look like a sell-out)."""
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"not a whole number: {value!r}")
-    return int(value)
-
-
-def _finite(value: Decimal) -> Decimal:
-    if not value.is_finite():
-        raise ValueError(f"not a finite price: {value}")
-    return value
 
 
 def _failed(change: ChannelChange, reason: str) -> ChangeResult:

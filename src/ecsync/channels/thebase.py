@@ -42,6 +42,7 @@ from ecsync.channels.http import (
     json_body,
     send,
 )
+from ecsync.channels.parsing import finite, whole
 from ecsync.channels.protocol import (
     ChangeResult,
     ChannelChange,
@@ -535,8 +536,8 @@ def _parse(raw: Any) -> tuple[ChannelItem, StockSlot] | None:
             ChannelItem(
                 item_id=str(int(raw["item_id"])),
                 sku=sku,
-                price=_finite(Decimal(str(price))) if price is not None else None,
-                visible=bool(_whole(visible)) if visible is not None else None,
+                price=finite(Decimal(str(price))) if price is not None else None,
+                visible=bool(whole(visible)) if visible is not None else None,
                 quantity=quantity,
                 title=str(raw.get("title") or ""),
             ),
@@ -551,14 +552,14 @@ def _stock(raw: dict[str, Any], identifier: str) -> tuple[int | None, StockSlot,
     ASIN): a plain item's ``stock``; with variations, the stock of the variation whose
     ``variation_identifier`` is the item's identifier, or of the only variation."""
     stock = raw.get("stock")
-    total = _whole(stock) if stock is not None else None
+    total = whole(stock) if stock is not None else None
     variations = raw.get("variations") or []
     if not isinstance(variations, list):
         raise TypeError("variations")
     if not variations:
         return total, PLAIN, identifier
     parsed = [
-        (str(int(v["variation_id"])), _whole(v["variation_stock"]), v.get("variation_identifier"))
+        (str(int(v["variation_id"])), whole(v["variation_stock"]), v.get("variation_identifier"))
         for v in variations
     ]
     if len(parsed) == 1:
@@ -573,20 +574,6 @@ def _stock(raw: dict[str, Any], identifier: str) -> tuple[int | None, StockSlot,
         + f" with the product code (variation_identifier) {identifier or '(none)'!r}"
     )
     return total, StockSlot(problem=problem), identifier
-
-
-def _whole(value: Any) -> int:
-    """A count or flag as sent: a JSON integer or its digits. ``False`` or ``0.5`` are not
-    (int() would read them as 0: a malformed field must never look like a sell-out)."""
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"not a whole number: {value!r}")
-    return int(value)
-
-
-def _finite(value: Decimal) -> Decimal:
-    if not value.is_finite():
-        raise ValueError(f"not a finite price: {value}")
-    return value
 
 
 def _deferred(change: ChannelChange, reason: str, until: datetime | None) -> ChangeResult:

@@ -83,22 +83,7 @@ def record_plan(
     """Write the changes; return the ``planned`` ones (held ones stay in the journal only)."""
     rows = []
     for planned in changes:
-        row = Change(
-            cycle_id=cycle_id,
-            listing_id=planned.listing_id,
-            kind=planned.kind.value,
-            priority=planned.priority,
-            old_price=planned.old.price,
-            new_price=planned.new.price,
-            old_visible=planned.old.visible,
-            new_visible=planned.new.visible,
-            old_quantity=planned.old.quantity,
-            new_quantity=planned.new.quantity,
-            reason=planned.reason,
-            status=planned.status.value,
-            attempts=0,
-            created_at=now,
-        )
+        row = _change_row(cycle_id, planned, planned.status.value, now)
         session.add(row)
         rows.append((row, planned))
     session.flush()
@@ -146,27 +131,32 @@ def record_skips(
         last = latest.get(planned.listing_id)
         if last is not None and last.status == "skipped" and _same_move(last, planned):
             continue
-        row = Change(
-            cycle_id=cycle_id,
-            listing_id=planned.listing_id,
-            kind=planned.kind.value,
-            priority=planned.priority,
-            old_price=planned.old.price,
-            new_price=planned.new.price,
-            old_visible=planned.old.visible,
-            new_visible=planned.new.visible,
-            old_quantity=planned.old.quantity,
-            new_quantity=planned.new.quantity,
-            reason=planned.reason,
-            status="skipped",
-            attempts=0,
-            created_at=now,
-            finished_at=now,
-        )
+        row = _change_row(cycle_id, planned, "skipped", now)
+        row.finished_at = now
         session.add(row)
         latest[planned.listing_id] = row
         written += 1
     return written
+
+
+def _change_row(cycle_id: int, planned: PlannedChange, status: str, now: datetime) -> Change:
+    """The journal row of one planned change (or skipped move), before or instead of a send."""
+    return Change(
+        cycle_id=cycle_id,
+        listing_id=planned.listing_id,
+        kind=planned.kind.value,
+        priority=planned.priority,
+        old_price=planned.old.price,
+        new_price=planned.new.price,
+        old_visible=planned.old.visible,
+        new_visible=planned.new.visible,
+        old_quantity=planned.old.quantity,
+        new_quantity=planned.new.quantity,
+        reason=planned.reason,
+        status=status,
+        attempts=0,
+        created_at=now,
+    )
 
 
 def _same_move(row: Change, planned: PlannedChange) -> bool:
