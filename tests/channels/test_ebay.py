@@ -129,17 +129,19 @@ async def test_multi_status_answers_are_mapped_to_their_changes(
         ]
     )
     outcomes = [r.outcome for r in results]
+    # 25713/25702 answer about an offer id: the SKU is looked up once. Change 2's SKU has
+    # another offer (its own), which gets the change; change 4's SKU has none: gone.
     assert outcomes == [
         Outcome.APPLIED,
+        Outcome.APPLIED,
+        Outcome.FAILED,
         Outcome.GONE,
-        Outcome.FAILED,
-        Outcome.FAILED,
         Outcome.APPLIED,
     ]
-    assert "25713" in (results[1].error or "")
+    assert results[1].offer_id == offers[1]["offerId"]
     assert "25003" in (results[2].error or "") and "0.00" in (results[2].error or "")
     assert "25702" in (results[3].error or "")
-    assert adapter.calls == 1
+    assert adapter.calls == 4  # one bulk call, two SKU lookups, one resend
     truth = sim.ebay_offers()
     assert truth[offers[0]["offerId"]]["pricingSummary"]["price"]["value"] == "12.34"
     assert truth[offers[4]["offerId"]]["availableQuantity"] == 4
@@ -266,3 +268,21 @@ async def test_server_errors_are_retried_then_deferred(sim: Sim, open_ebay: Open
     assert all(r.outcome is Outcome.DEFERRED for r in results)
     assert "HTTP 500" in (results[0].error or "") and "25001" in (results[0].error or "")
     assert adapter.calls == 3
+
+
+async def test_a_replaced_offer_gets_the_change_and_only_a_sku_without_offers_is_gone(
+    sim: Sim, open_ebay: OpenEbay
+) -> None:
+    """25713 answers about one offer id: a listing whose stored offer id went stale (the SKU
+    was relisted under a new offer) must get its change through the SKU's current offer, not
+    be retired while the new offer stays on sale."""
+    offers = _offers(sim)
+    live, deleted = offers[0], offers[1]
+    stale = ChannelChange(1, "7199999999", live["sku"], quantity=0)
+    sim.send("DELETE", f"/_sim/ebay/ebay-1/offers/{deleted['offerId']}")
+    really_gone = ChannelChange(2, deleted["offerId"], deleted["sku"], quantity=0)
+    results = await open_ebay().apply([stale, really_gone])
+    assert results[0].outcome is Outcome.APPLIED, results[0]
+    assert results[0].offer_id == live["offerId"]
+    assert sim.ebay_offers()[live["offerId"]]["availableQuantity"] == 0
+    assert results[1].outcome is Outcome.GONE, results[1]

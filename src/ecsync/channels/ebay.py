@@ -22,7 +22,7 @@ import base64
 import logging
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import IO, Any, TypeVar
@@ -615,7 +615,11 @@ class EbayAdapter(AccountAdapter):
             retry: list[tuple[_Entry, str]] = []
             for entry, answer in zip(pending, _match(pending, data["responses"]), strict=True):
                 verdict = await self._judge(entry, answer)
-                if isinstance(verdict, str):
+                if isinstance(verdict, _Entry):  # the SKU's offer was replaced: send to it
+                    retry.append(
+                        (verdict, f"offer {entry.offer_id} replaced by {verdict.offer_id}")
+                    )
+                elif isinstance(verdict, str):
                     retry.append((entry, verdict))
                 else:
                     results[entry.index] = verdict
@@ -641,8 +645,11 @@ class EbayAdapter(AccountAdapter):
             await pause(self._stop, delay)
             pending = [entry for entry, _ in retry]
 
-    async def _judge(self, entry: _Entry, answer: dict[str, Any] | None) -> ChangeResult | str:
-        """One entry's answer as its result, or (a string) why it should be sent again."""
+    async def _judge(
+        self, entry: _Entry, answer: dict[str, Any] | None
+    ) -> ChangeResult | str | _Entry:
+        """One entry's answer as its result, or (a string) why it should be sent again, or
+        the entry to send instead (its SKU's offer was replaced)."""
         if answer is None:
             return "no answer for this entry"
         status = answer.get("statusCode")
@@ -653,8 +660,8 @@ class EbayAdapter(AccountAdapter):
         text = _describe(errors) or f"HTTP {status}"
         if ids & RETRY_IDS or (isinstance(status, int) and status >= 500):
             return text
-        if ids & GONE_IDS:
-            return entry.result(Outcome.GONE, text)
+        if ids & SKU_GONE_IDS:  # about this offer or SKU: confirmed by a lookup of the SKU
+            return await self._offer_gone(entry, text)
         if _revision_limit(errors):
             day = Window("day", 1, DAY / self._options.time_scale)
             until = datetime.fromtimestamp(day.resets_at(self._clock.time()), UTC)
@@ -668,6 +675,29 @@ class EbayAdapter(AccountAdapter):
         if INVALID_PRICE in ids:
             return entry.result(Outcome.FAILED, f"eBay refused the price {entry.price} USD: {text}")
         return entry.result(Outcome.FAILED, text)
+
+    async def _offer_gone(self, entry: _Entry, text: str) -> ChangeResult | _Entry:
+        """25713 says *this offer* is not available. The listing's SKU may have another offer
+        now (replaced or relisted), so the SKU is looked up once: only no offer at all for it
+        is evidence that the listing is gone; a new offer gets the change instead."""
+        if not entry.change.sku:
+            return entry.result(Outcome.GONE, text)
+        try:
+            offers = await self._offers(entry.change.sku)
+        except (EbayError, Transient) as exc:
+            return entry.result(Outcome.DEFERRED, f"{text}; looking up SKU's offer: {exc}")
+        current = [str(offer.get("offerId") or "") for offer in offers]
+        current = [offer_id for offer_id in current if offer_id]
+        if not current or entry.offer_id in current:
+            return entry.result(Outcome.GONE, text)
+        log.info(
+            "eBay account %s: SKU %s has a new offer %s (was %s)",
+            self.account,
+            entry.change.sku,
+            current[0],
+            entry.offer_id,
+        )
+        return replace(entry, offer_id=current[0])
 
     async def _applied(self, entry: _Entry) -> ChangeResult:
         confirmed = ChannelItem(

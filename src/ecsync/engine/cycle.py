@@ -189,7 +189,6 @@ class CycleRunner:
                 ),
                 keep_preview=options.dry_run,
             )
-            await self._db.run(planner.start)
             if not options.dry_run:
                 self.phase = "reconcile"
                 pushers = self._pushers = await self._pushers_for(options, summary)
@@ -222,8 +221,14 @@ class CycleRunner:
                 summary.changes_failed = counts.get("failed", 0)
                 summary.changes_held = counts.get("held", 0)
                 summary.extra["changes_pending"] = counts.get("planned", 0) + counts.get("sent", 0)
-                if summary.status == "ok" and summary.extra["changes_pending"]:
-                    summary.status = "partial"  # what could not go out waits for the next one
+                # Counted only now: what failed, could not go out (it waits for the next
+                # cycle) or could not be read leaves the cycle partial, not ok.
+                if summary.status == "ok" and (
+                    summary.extra["changes_pending"]
+                    or summary.changes_failed
+                    or summary.extra.get("reconcile_errors")
+                ):
+                    summary.status = "partial"
                 if summary.extra.get("deadline_reached") and not summary.error:
                     summary.error = (
                         f"deadline reached: {summary.extra['changes_pending']} changes could "
@@ -323,6 +328,8 @@ class CycleRunner:
             if self._reconciling is not None:
                 await self._reconciling  # plan against the channels' real state
                 self.phase = "fetch"
+            # The mass-hide guard's denominators: listed items as the reconcile left them.
+            await self._db.run(planner.start)
             while (batch := await batches.get()) is not None:
                 await self._plan(batch, options, planner, pushers)
             released = await self._db.run(planner.finish, commit=not options.dry_run)

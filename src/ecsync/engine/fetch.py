@@ -14,7 +14,6 @@ and ``FetchStats.circuit_open`` tells the cycle summary (``spapi_outage``).
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import random
 from collections import Counter
@@ -165,15 +164,12 @@ class Fetcher:
             asyncio.create_task(self._worker(queue), name=f"fetch-{n}")
             for n in range(min(self._concurrency, queue.qsize()))
         ]
-        # A full garbage collection over the process's heap pauses every task for 0.1-0.3 s
-        # on a busy machine: a request caught by it leaves late and crowds the next slot
-        # into a 429. Leave the heap that exists now (imports, settings) out of collections
-        # while the fetch runs; it goes back to the collector afterwards.
-        gc.freeze()
+        # No gc.freeze() here: freezing and unfreezing the heap around every fetch left the
+        # collector's oldest generation uncollected and grew a daemon by ~17 MiB a day
+        # (benchmarks/soak.py). A late wake-up is the governor's jitter margin's job.
         try:
             await asyncio.gather(*workers)
         finally:
-            gc.unfreeze()
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
@@ -351,6 +347,9 @@ class Fetcher:
             done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopper.cancel()
+            if not task.done():  # this coroutine was cancelled (a sibling batch failed)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if task in done:
             return task.result()
         task.cancel()

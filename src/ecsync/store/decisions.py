@@ -24,7 +24,18 @@ from ecsync.errors import UsageError
 from ecsync.store.schema import Account, Change, Listing, Product
 
 OPEN = ("held", "planned", "sent")
-STATUSES = ("held", "planned", "sent", "failed", "applied", "released", "rejected", "superseded")
+STATUSES = (
+    "held",
+    "planned",
+    "sent",
+    "failed",
+    "applied",
+    "released",
+    "rejected",
+    "superseded",
+    "skipped",
+    "unknown",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,9 +103,11 @@ def _in_batches(
 
 def _old_change_ids(session: Session, cutoff: datetime, batch: int) -> list[int]:
     when = func.coalesce(Change.finished_at, Change.created_at)
+    # A release not used yet (finished_at NULL) is a decision a later cycle still reads.
+    unused_release = (Change.status == "released") & Change.finished_at.is_(None)
     query = (
         select(Change.id)
-        .where(Change.status.not_in(KEEP_STATUSES), when < cutoff)
+        .where(Change.status.not_in(KEEP_STATUSES), ~unused_release, when < cutoff)
         .order_by(Change.id)
         .limit(batch)
     )
