@@ -358,3 +358,36 @@ def test_the_demo_hint_names_a_command_that_runs(
     assert invocation(str(venv_bin / "ecsync")) == ".venv/bin/ecsync"
     monkeypatch.setenv("PATH", str(venv_bin))  # an activated venv: plain `ecsync` works
     assert invocation(str(venv_bin / "ecsync")) == "ecsync"
+
+
+# --- a channel that is down is not hammered until the deadline ------------------------------
+
+
+def test_a_channel_that_is_down_stops_for_the_cycle_and_its_changes_wait(
+    make_shop: Callable[..., Shop], cli: Callable[..., CliResult]
+) -> None:
+    shop = make_shop(products=60, base_accounts=1, ebay_accounts=0, drift=0.0)
+    assert cli("pull", "--all").code == 0
+    visible = [v for v in _base_items(shop, "base-1").values() if v["visible"]][:6]
+    for item in visible:
+        shop.sim("PUT", f"/_sim/amazon/{item['identifier']}", json={"out_of_stock": True})
+    shop.sim("PUT", "/_sim/faults", json={"base": {"error500": 1.0}})
+    shop.sim("POST", "/_sim/stats/reset")
+
+    fast = {"ECSYNC_CHANNELS__RETRY_BASE_S": "0.01"}  # the adapter's own backoff, shortened
+    code, summary = _sync_json(shop, "--no-reconcile", env=fast)
+
+    shop.sim("PUT", "/_sim/faults", json={})
+    assert code == 0, summary
+    assert summary["status"] == "partial"
+    assert set(summary["channel_unavailable"]) == {"base-1"}
+    assert "base-1" in summary["error"] and "deadline" not in summary["error"]
+    # Three rounds of at most 6 changes, each call tried 1 + max_retries (3) times: bounded,
+    # where retrying until the deadline made hundreds of calls.
+    assert summary["channel_calls"] <= 3 * 6 * 4
+    assert summary["changes_pending"] == 6
+    # The channel is back: the next sync sends what waited.
+    code, summary = _sync_json(shop, "--no-reconcile")
+    assert (code, summary["status"]) == (0, "ok"), summary
+    after = _base_items(shop, "base-1")
+    assert all(not after[str(item["item_id"])]["visible"] for item in visible)

@@ -431,6 +431,12 @@ class CycleRunner:
         late = sorted(n for n, p in pushers.items() if p.tally.past_deadline)
         if late:
             summary.extra["deadline_reached"] = late
+        down = {n: p.tally.unavailable for n, p in pushers.items() if p.tally.unavailable}
+        if down:
+            summary.extra["channel_unavailable"] = down
+            summary.error = summary.error or "channel unavailable, changes stay planned: " + (
+                "; ".join(f"{name}: {error}" for name, error in sorted(down.items()))
+            )
         errors = {name: e for p in pushers.values() for name, e in p.tally.errors.items()}
         if errors:
             summary.extra["account_errors"] = errors

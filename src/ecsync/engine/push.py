@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 CHUNK = 25  # eBay's bulk size; BASE adapters send these one call per item
 MAX_DEFER_WAIT_S = 3600.0
+# Rounds in a row in which every change came back transiently failed (5xx, timeouts, after
+# the adapter's own retries) before the account stops for this cycle: a channel that is down
+# must not be retried until the deadline, spending its call budget on errors.
+MAX_TRANSIENT_ROUNDS = 3
 
 
 @dataclass
@@ -36,6 +40,7 @@ class PushTally:
     gone: int = 0
     deferred: int = 0
     past_deadline: bool = False  # the budget comes back only after the cycle's deadline
+    unavailable: str | None = None  # the channel kept failing: stopped for this cycle, why
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -61,6 +66,7 @@ class AccountPusher:
         )
         self._closed = False
         self._exhausted = False
+        self._transient_rounds = 0
         self.tally = PushTally()
 
     def put(self, change: JournaledChange) -> None:
@@ -133,6 +139,7 @@ class AccountPusher:
         for change, result in zip(chunk, results, strict=True):
             if result.outcome is Outcome.APPLIED:
                 self.tally.applied += 1
+                self._transient_rounds = 0
             elif result.outcome is Outcome.DEFERRED:
                 deferred.append((change, result))
             else:
@@ -151,6 +158,22 @@ class AccountPusher:
     async def _defer(self, deferred: list[tuple[JournaledChange, ChangeResult]]) -> None:
         """Wait for the budget to come back if the cycle can afford it, then requeue."""
         now = self._clock.time()
+        if all(result.retry_after is None for _c, result in deferred):
+            self._transient_rounds += 1
+            if self._transient_rounds >= MAX_TRANSIENT_ROUNDS:
+                error = deferred[0][1].error or "transient failures"
+                self.tally.unavailable = error
+                self.tally.deferred += len(deferred)
+                log.warning(
+                    "%s: the channel keeps failing (%s); its %d changes and the rest wait for "
+                    "the next cycle",
+                    self.adapter.account,
+                    error,
+                    len(deferred),
+                )
+                self._exhausted = True
+                self._drain_rest()
+                return
         retry_at = max(
             (r.retry_after.timestamp() for _c, r in deferred if r.retry_after), default=now + 1
         )
