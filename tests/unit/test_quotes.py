@@ -126,11 +126,17 @@ def _seller(offers: list[dict[str, Any]]) -> str:
         payload([]),
         payload([], status="NoBuyableOffers"),
         payload([offer()], status="NoBuyableOffers"),
-        payload([offer()], total=0),
     ],
 )
 def test_out_of_stock(body: dict[str, Any]) -> None:
     assert quote_from_payload(body, RULES) == Quote(status=QuoteStatus.OUT_OF_STOCK)
+
+
+def test_offers_listed_with_a_total_of_zero_contradict_each_other_and_prove_nothing() -> None:
+    """Found by the fuzz (tests/proof): a malformed answer must never read as a sell-out."""
+    quote = quote_from_payload(payload([offer()], total=0), RULES)
+    assert quote.status is QuoteStatus.ERROR
+    assert quote.error is not None and "TotalOfferCount" in quote.error
 
 
 def test_float_amounts_are_read_as_written() -> None:

@@ -170,7 +170,9 @@ def _quote(payload: Any, rules: OfferRules) -> Quote:
     except _Currency as exc:
         return quote_from_error(str(exc))
 
-    if not offers or total == 0:
+    if offers and total == 0:  # a contradiction is not evidence of a sell-out
+        raise _Malformed(f"payload.Summary.TotalOfferCount: 0 while Offers lists {len(offers)}")
+    if not offers:
         return Quote(status=QuoteStatus.OUT_OF_STOCK)
     eligible = [offer for offer in offers if _eligible(offer, rules)]
     if not eligible:

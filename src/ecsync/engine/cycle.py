@@ -221,12 +221,11 @@ class CycleRunner:
                 summary.changes_failed = counts.get("failed", 0)
                 summary.changes_held = counts.get("held", 0)
                 summary.extra["changes_pending"] = counts.get("planned", 0) + counts.get("sent", 0)
-                # Counted only now: what failed, could not go out (it waits for the next
-                # cycle) or could not be read leaves the cycle partial, not ok.
+                # Counted only now: what failed or could not go out (it waits for the next
+                # cycle) leaves the cycle partial, not ok. (A reconcile skipped for a spent
+                # budget is reported in reconcile_errors; the cycle's own work still ran.)
                 if summary.status == "ok" and (
-                    summary.extra["changes_pending"]
-                    or summary.changes_failed
-                    or summary.extra.get("reconcile_errors")
+                    summary.extra["changes_pending"] or summary.changes_failed
                 ):
                     summary.status = "partial"
                 if summary.extra.get("deadline_reached") and not summary.error:
