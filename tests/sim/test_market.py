@@ -12,6 +12,7 @@ from ecsync.config import OfferRules
 from ecsync.domain.quotes import quote_from_payload
 from ecsync.sim import payloads
 from ecsync.sim.market import Market
+from ecsync.sim.synced import source_cost
 from tests.sim.conftest import SimClient, SimFactory
 
 TODAY = date(2026, 1, 5)
@@ -53,13 +54,24 @@ def test_offers_are_realistic_and_include_traps() -> None:
     assert min(counts) == 0
     assert max(counts) <= 20
     assert len(set(market.by_asin)) == 2000
-    statuses = Counter(
-        str(quote_from_payload(served(market, i), OfferRules()).status) for i in range(2000)
-    )
+    # The mix by the simulator's own rules (sim/synced.py: new, now, <= 72 h), not the client's.
+    statuses: Counter[str] = Counter()
+    for product in market.products:
+        offers = market.offers(product)
+        if not offers:
+            statuses["out_of_stock"] += 1
+        elif source_cost(offers) is None:
+            statuses["no_eligible_offer"] += 1
+        else:
+            statuses["ok"] += 1
     assert statuses["out_of_stock"] > 60  # about 6%
     assert statuses["no_eligible_offer"] > 80  # about 8% only-bad, plus unlucky mixes
     assert statuses["ok"] > 1500
-    assert statuses["error"] == 0
+    # Every served answer is one the client can read (a consumer check, not the oracle).
+    read = Counter(
+        str(quote_from_payload(served(market, i), OfferRules()).status) for i in range(2000)
+    )
+    assert read["error"] == 0
     offers = [offer for product in market.products for offer in market.offers(product)]
     assert any(o.sub_condition != "new" for o in offers)
     assert any(o.max_hours > 72 for o in offers)
