@@ -29,7 +29,9 @@ class Shop:
     config: Path
     http: httpx.Client
 
-    def run(self, *args: str) -> tuple[subprocess.CompletedProcess[str], float, float]:
+    def run(
+        self, *args: str, ok_codes: tuple[int, ...] = (0,)
+    ) -> tuple[subprocess.CompletedProcess[str], float, float]:
         """Run ``ecsync ARGS``; returns the process, its wall time and its peak RSS in MiB."""
         env = {**os.environ, "ECSYNC_CONFIG": str(self.config)}
         started = time.monotonic()
@@ -38,7 +40,7 @@ class Shop:
         )
         wall = time.monotonic() - started
         peak = _peak_rss_mib()
-        if done.returncode != 0:
+        if done.returncode not in ok_codes:
             command = " ".join(args)
             raise SystemExit(f"ecsync {command} failed ({done.returncode}):\n{done.stderr[-2000:]}")
         return done, wall, peak
@@ -63,8 +65,9 @@ def _peak_rss_mib() -> float:
 
 
 @contextmanager
-def simulator_shop(*sim_args: str) -> Iterator[Shop]:
-    """Start ``ecsync sim`` in its own process, write its config, init and pull the shop."""
+def simulator_shop(*sim_args: str, pull: bool = True) -> Iterator[Shop]:
+    """Start ``ecsync sim`` in its own process, write its config, init and (unless ``pull``
+    is False, for a benchmark of the pull itself) pull the shop."""
     directory = Path(tempfile.mkdtemp(prefix="ecsync-bench-"))
     config = directory / "ecsync.toml"
     proc = subprocess.Popen(
@@ -86,7 +89,8 @@ def simulator_shop(*sim_args: str) -> Iterator[Shop]:
             url=url, dir=directory, config=config, http=httpx.Client(base_url=url, timeout=60)
         )
         shop.run("init")
-        shop.run("pull", "--all")
+        if pull:
+            shop.run("pull", "--all")
         yield shop
     finally:
         proc.terminate()

@@ -16,46 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-ECSYNC = [sys.executable, "-m", "ecsync"]
+sys.path.insert(0, str(Path(__file__).parent))
 
-
-def _run(config: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
-    env = {**os.environ, "ECSYNC_CONFIG": str(config)}
-    started = time.monotonic()
-    done = subprocess.run([*ECSYNC, *args], capture_output=True, text=True, env=env, check=False)
-    return done, time.monotonic() - started
-
-
-def _peak_rss_mib() -> float:
-    """ru_maxrss of every child reaped so far (the simulator runs on and is not counted);
-    ``init`` is far smaller than a pull, so this is the pull's peak."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-
-
-def _start_simulator(directory: Path, sim_args: list[str]) -> tuple[subprocess.Popen[str], str]:
-    config = directory / "ecsync.toml"
-    proc = subprocess.Popen(
-        [*ECSYNC, "sim", "--port", "0", "--write-config", str(config), *sim_args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("simulator listening on "):
-            return proc, line.split()[-1]
-    proc.terminate()
-    raise SystemExit("the simulator did not start")
+from harness import simulator_shop
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:
@@ -83,22 +50,11 @@ def main() -> None:
     sim = ["--products", str(args.products), "--speed", str(args.speed)]
     sim += ["--base-accounts", str(args.base_accounts), "--ebay-accounts", "1"]
     sim += ["--ebay-share", f"{share:.6f}", "--drift", "0"]
-    directory = Path(tempfile.mkdtemp(prefix="ecsync-bench-pull-"))
-    proc, url = _start_simulator(directory, sim)
-    config = directory / "ecsync.toml"
-    try:
-        init, _ = _run(config, "init")
-        if init.returncode != 0:
-            raise SystemExit(f"ecsync init failed:\n{init.stderr[-2000:]}")
-        done, wall = _run(config, "pull", "--all", "--json")
-        peak = _peak_rss_mib()
-        if done.returncode not in (0, 1):
-            raise SystemExit(f"ecsync pull failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    with simulator_shop(*sim, pull=False) as shop:
+        # ok_codes: a pull that fails on one account still imports the others (exit 1).
+        done, wall, peak = shop.run("pull", "--all", "--json", ok_codes=(0, 1))
         report: dict[str, Any] = json.loads(done.stdout)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        shutil.rmtree(directory, ignore_errors=True)
+        url = shop.url
     rows = [("account", "items", "added", "unread", "calls")]
     for account in report["accounts"]:
         rows.append(

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ecsync import __version__
 from ecsync.app import App, configure_logging, open_app
+from ecsync.change_text import describe_change, describe_row, why
 from ecsync.channels.kinds import kind_names
 from ecsync.cli_changes import changes_app
 from ecsync.clock import Stop
@@ -29,7 +29,6 @@ from ecsync.config import Settings, load_settings, parse_duration, require_crede
 from ecsync.domain.plan import PlannedChange
 from ecsync.engine.collect import Scope
 from ecsync.engine.cycle import CycleOptions, CycleRunner, CycleSummary
-from ecsync.engine.plan import money
 from ecsync.engine.pull import PullReport, pull_accounts
 from ecsync.engine.runtime import run_with_stop
 from ecsync.errors import EcsyncError, ImportRejected, Interrupted, UsageError
@@ -229,11 +228,7 @@ def demo() -> None:
         changes.add_row(
             row.account,
             row.asin,
-            _describe_change(
-                row.kind,
-                (row.old_price, row.old_visible, row.old_quantity),
-                (row.new_price, row.new_visible, row.new_quantity),
-            ),
+            describe_row(row),
             row.status,
             row.reason,
         )
@@ -544,7 +539,7 @@ def _print_plan(
             row["account"],
             row["asin"],
             row["item_id"],
-            _describe_change(
+            describe_change(
                 c.kind.value,
                 (c.old.price, c.old.visible, c.old.quantity),
                 (c.new.price, c.new.visible, c.new.quantity),
@@ -628,43 +623,16 @@ def history(
     for column in ("when", "cycle", "account", "item", "change", "status", "why"):
         table.add_column(column)
     for row in rows:
-        what = _describe_change(
-            row.kind,
-            (row.old_price, row.old_visible, row.old_quantity),
-            (row.new_price, row.new_visible, row.new_quantity),
-        )
-        why = row.reason + (f" [{row.error}]" if row.error else "")
-        if row.decided_by:
-            why += f" [{row.status} by {row.decided_by} at {_iso(row.decided_at)}]"
         table.add_row(
             _iso(row.at) or "",
             str(row.cycle_id),
             row.account,
             row.item_id,
-            what,
+            describe_row(row),
             row.status,
-            why,
+            why(row, _iso(row.decided_at)),
         )
     out.print(table)
-
-
-def _describe_change(kind: str, old: tuple[Any, Any, Any], new: tuple[Any, Any, Any]) -> str:
-    parts = [kind]
-    labels = ("price", "visible", "qty")
-    for label, before, after in zip(labels, old, new, strict=True):
-        if before != after:
-            parts.append(f"{label} {_plain(before)}->{_plain(after)}")
-    return " ".join(parts)
-
-
-def _plain(value: Any) -> str:
-    if value is None:
-        return "?"
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, Decimal):
-        return str(money(value))
-    return str(value)
 
 
 def _iso(value: Any) -> str | None:

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from ecsync.change_text import describe_row, why
 from ecsync.domain.guards import DecisionKind
 from ecsync.errors import UsageError
 from ecsync.store.decisions import OPEN, STATUSES, ChangeRow, decide, list_changes
@@ -156,27 +157,17 @@ def _age(seconds: float) -> str:
 
 
 def _table(rows: list[ChangeRow], now: datetime) -> Table:
-    from ecsync.cli import _describe_change
-
     table = Table(title=_count(len(rows), "change"))
     for column in ("id", "account", "asin", "change", "status", "age", "why"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        what = _describe_change(
-            row.kind,
-            (row.old_price, row.old_visible, row.old_quantity),
-            (row.new_price, row.new_visible, row.new_quantity),
-        )
-        why = row.reason + (f" [{row.error}]" if row.error else "")
-        if row.decided_by:
-            why += f" [{row.status} by {row.decided_by}]"
         table.add_row(
             str(row.id),
             row.account,
             row.asin,
-            what,
+            describe_row(row),
             row.status,
             _age((now - row.created_at).total_seconds()),
-            why,
+            why(row),
         )
     return table
