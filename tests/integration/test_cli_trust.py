@@ -315,7 +315,9 @@ def test_changes_sent_before_a_kill_are_unknown_not_superseded(
 ) -> None:
     shop = make_shop(products=300, base_accounts=1, ebay_accounts=0, drift=0.5)
     assert cli("pull", "--all").code == 0
-    shop.sim("PUT", "/_sim/faults", json={"base": {"latency": 0.05}})
+    # Slow edits (0.2 s mean): the push lasts several seconds, so a test process starved by
+    # a busy machine still kills it while a chunk is out, not after the last one settled.
+    shop.sim("PUT", "/_sim/faults", json={"base": {"latency": 0.2}})
     proc = subprocess.Popen(
         [sys.executable, "-m", "ecsync", "sync"],
         stdout=subprocess.DEVNULL,
