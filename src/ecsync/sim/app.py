@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ecsync.sim.amazon import SpApi
 from ecsync.sim.control import Control
@@ -46,4 +47,19 @@ def create_app(state: SimState, url: str = "") -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.sim = state
     app.state.control = control
+    app.add_middleware(_MarketFirst, state=state)
     return app
+
+
+class _MarketFirst:
+    """Apply the market events due by now before any request is answered (a plain ASGI
+    wrapper: Starlette's BaseHTTPMiddleware costs far more per request)."""
+
+    def __init__(self, app: ASGIApp, state: SimState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.state.advance_market()
+        await self.app(scope, receive, send)

@@ -44,6 +44,21 @@ def sim_command(
         float,
         typer.Option("--drift", help="Fraction of products whose offers moved since the sync."),
     ] = 0.1,
+    market_rate: Annotated[
+        float,
+        typer.Option(
+            "--market-rate",
+            help="Mean market events per product per simulated day (0: the market only "
+            "moves when told).",
+        ),
+    ] = 0.0,
+    volatility: Annotated[
+        str,
+        typer.Option(
+            "--volatility",
+            help="skewed (a few hot products make most events) or uniform (one rate for all).",
+        ),
+    ] = "skewed",
     speed: Annotated[
         float, typer.Option("--speed", help="Every rate limit and clock runs this much faster.")
     ] = 1.0,
@@ -75,6 +90,8 @@ def sim_command(
         base_variations=base_variations,
         base_uneditable=base_uneditable,
         drift=drift,
+        market_rate=market_rate,
+        volatility=volatility,
         speed=speed,
         faults=faults,
         write_config=write_config,

@@ -177,7 +177,7 @@ class Control:
                         raise BadBody(
                             'send {"offers": [...]}, {"out_of_stock": true} or {"unknown": true}'
                         )
-                    market.set_offers(asin, offers)
+                    market.set_offers(asin, offers, at=self.state.clock.now())
             except (BadBody, ValueError, TypeError) as exc:
                 return _bad(str(exc))
         product = market.get(asin)
@@ -206,7 +206,8 @@ class Control:
             seed = body.get("seed", state.options.seed * 1000 + state.steps + 1)
             if isinstance(seed, bool) or not isinstance(seed, int):
                 raise BadBody("seed: an integer is required")
-            counts = state.market.step(fraction, seed, state.clock.now_datetime().date())
+            now = state.clock.now()
+            counts = state.market.step(fraction, seed, state.clock.now_datetime().date(), at=now)
         except (BadBody, ValueError) as exc:
             return _bad(str(exc))
         state.steps += 1

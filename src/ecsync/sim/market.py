@@ -19,7 +19,7 @@ import random
 import struct
 import sys
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
@@ -219,6 +219,9 @@ class Market:
     def __init__(self, seed: int, today: date) -> None:
         self.seed = seed
         self.today = today
+        # Told of every change to a product's offers, with the simulated time it happened
+        # (the exposure meter listens here); None while seeding.
+        self.listener: Callable[[Product, float], None] | None = None
         self.products: list[Product] = []
         self.by_asin: dict[str, Product] = {}
         self._sellers: list[str] = [AMAZON_SELLER_ID]
@@ -370,8 +373,14 @@ class Market:
 
     # --- writing ----------------------------------------------------------------------
 
-    def set_offers(self, asin: str, offers: list[Offer]) -> Product:
-        """Replace an ASIN's offers; an unknown ASIN joins the catalog (for test vectors)."""
+    def changed(self, product: Product, at: float | None) -> None:
+        """Tell the listener that ``product``'s offers changed at simulated time ``at``."""
+        if at is not None and self.listener is not None:
+            self.listener(product, at)
+
+    def set_offers(self, asin: str, offers: list[Offer], at: float | None = None) -> Product:
+        """Replace an ASIN's offers; an unknown ASIN joins the catalog (for test vectors).
+        ``at``: the simulated time of the change, for the listener."""
         if len(offers) > MAX_OFFERS:
             raise ValueError(f"at most {MAX_OFFERS} offers per product")
         product = self.by_asin.get(asin)
@@ -384,9 +393,12 @@ class Market:
         else:
             product.offers = packed
             product.version += 1
+        self.changed(product, at)
         return product
 
-    def step(self, fraction: float, seed: int, today: date | None = None) -> dict[str, int]:
+    def step(
+        self, fraction: float, seed: int, today: date | None = None, at: float | None = None
+    ) -> dict[str, int]:
         """Move ``fraction`` of the products: price moves of 5-30% either way (60%),
         sell-outs (15%), new sellers arriving (10%), handling-time changes (15%); a product
         without offers is restocked instead. Deterministic for a given seed and market."""
@@ -403,6 +415,7 @@ class Market:
             counts["moved"] += 1
             counts[self._move(product, rng)] += 1
             product.version += 1
+            self.changed(product, at)
         return counts
 
     def _move(self, product: Product, rng: random.Random) -> str:

@@ -20,6 +20,8 @@ class SimOptions:
     base_variations: float = 0.0  # share of BASE items given variations (see base_seeding)
     base_uneditable: int = 0  # BASE items per shop the API cannot edit (digital, ClubT)
     drift: float = 0.1
+    market_rate: float = 0.0  # mean market events per product per simulated day (0: still)
+    volatility: str = "skewed"  # skewed | uniform: how the rate spreads over products
     speed: float = 1.0
     faults: str = ""
     write_config: Path | None = None
@@ -38,6 +40,10 @@ class SimOptions:
             raise ValueError("--base-uneditable must be 0 or more")
         if not 0 <= self.drift <= 1:
             raise ValueError("--drift must be between 0 and 1")
+        if self.market_rate < 0:
+            raise ValueError("--market-rate must be 0 or more")
+        if self.volatility not in ("skewed", "uniform"):
+            raise ValueError(f"--volatility must be skewed or uniform, not {self.volatility!r}")
         if self.speed <= 0:
             raise ValueError("--speed must be positive")
         if not 0 <= self.port <= 65535:

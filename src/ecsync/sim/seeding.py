@@ -19,6 +19,8 @@ from ecsync.sim import synced
 from ecsync.sim.base_seeding import seed_base_shapes
 from ecsync.sim.channels import BaseAccount, BaseItem, EbayAccount, EbayOffer, price_to_cents
 from ecsync.sim.clock import SimClock
+from ecsync.sim.events import MarketEvents
+from ecsync.sim.exposure import ExposureMeter
 from ecsync.sim.faults import Faults, parse_fault_spec
 from ecsync.sim.market import JAPAN_MARKETPLACE_ID, Market, Product
 from ecsync.sim.options import SimOptions
@@ -60,6 +62,7 @@ def build_state(options: SimOptions, clock: SimClock | None = None) -> SimState:
     seed_base_shapes(state)
     moved = market.step(options.drift, drift_seed(options.seed)) if options.drift else {}
     state.seeding = {"drift": moved}
+    attach_market_clock(state)
     log.info(
         "simulator seeded: %d products, %d BASE and %d eBay accounts, drift %s",
         options.products,
@@ -68,6 +71,19 @@ def build_state(options: SimOptions, clock: SimClock | None = None) -> SimState:
         moved,
     )
     return state
+
+
+def attach_market_clock(state: SimState) -> None:
+    """The exposure meter from now on, and the moving market when ``--market-rate`` > 0."""
+    options = state.options
+    start = state.clock.now()
+    meter = ExposureMeter(state.market, state.base, state.ebay, start)
+    state.exposure = meter
+    state.market.listener = meter.asin_changed
+    if options.market_rate > 0:
+        state.events = MarketEvents(
+            state.market, options.seed, options.market_rate, options.volatility, start
+        )
 
 
 class _Pricer:

@@ -11,6 +11,8 @@ from typing import Any
 
 from ecsync.sim.channels import DAY, BaseAccount, EbayAccount
 from ecsync.sim.clock import SimClock
+from ecsync.sim.events import MarketEvents
+from ecsync.sim.exposure import ExposureMeter
 from ecsync.sim.faults import Faults
 from ecsync.sim.market import Market
 from ecsync.sim.options import SimOptions
@@ -68,6 +70,18 @@ class SimState:
     seeding: dict[str, Any] = field(default_factory=dict)
     # ASINs the control API made unknown to Amazon: offers operations answer InvalidInput.
     unknown_asins: set[str] = field(default_factory=set)
+    # The moving market (None: still, --market-rate 0) and the exposure meter; both are
+    # attached by seeding.build_state once the channels are seeded.
+    events: MarketEvents | None = None
+    exposure: ExposureMeter | None = None
+
+    def advance_market(self) -> float:
+        """Apply the market events due by now (every request does this first, so a channel
+        edit always lands after the market moves that preceded it); returns now."""
+        now = self.clock.now()
+        if self.events is not None:
+            self.events.advance(now)
+        return now
 
     def register_refresh_tokens(self) -> None:
         """The BASE refresh tokens written into the config start valid for 30 days."""
