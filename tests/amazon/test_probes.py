@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from sp_api.asyncio.auth import access_token_client as token_module
 
 from ecsync.amazon.client import COMPETITIVE_PRICING, ITEM_OFFERS, OFFERS_BATCH, OffersClient
-from ecsync.amazon.errors import Throttled, TransientError
+from ecsync.amazon.errors import BatchRejected, Throttled, TransientError
 from ecsync.amazon.governor import CUT, DOCUMENTED, FLOOR, RateGovernor, pace
 from ecsync.amazon.metered import MeteredPricing
 from ecsync.clock import Stop
@@ -226,9 +226,9 @@ async def test_an_unknown_asin_is_a_probe_error_not_an_empty_buy_box(
         fresh.control("PUT", f"/amazon/{unknown}", {"unknown": False})
     first, second, third = answer.items
     assert first == Probe(known, True, Decimal(2500), 1)
-    for asin, item in ((unknown, second), ("B0NOTINCAT", third)):
-        assert isinstance(item, ProbeError), item
-        assert item.asin == asin and "ClientError" in item.reason
+    for asin, refused in ((unknown, second), ("B0NOTINCAT", third)):
+        assert isinstance(refused, ProbeError), refused
+        assert refused.asin == asin and "ClientError" in refused.reason
     # getItemOffers refuses it with 400 InvalidInput naming the ASIN, read as a batch entry.
     item = single.item
     assert (item.payload, item.status_code, item.code) == (None, 400, "InvalidInput")
@@ -321,3 +321,36 @@ async def test_a_throttled_probe_backs_off_its_own_bucket_only(
     assert {op: await _rate(db, governor, op) for op in before} == before
     assert metered.throttled == {COMPETITIVE_PRICING: 1}
     assert fresh.stats()["spapi"]["throttled"] >= 1
+
+
+async def test_a_single_answer_is_the_same_as_its_batch_entry(
+    fresh: SimClient, client: OffersClient
+) -> None:
+    asin = fresh.asins(1)[0]
+    _set(fresh, asin, [_offer(3000, max_hours=96), _offer(3300, shipping=200, fba=True)])
+    batch = await client.offers_batch([asin])
+    single = await client.item_offers(asin)
+    assert single.item == batch.items[0]
+    assert single.item.payload is not None
+    quote = quote_from_payload(single.item.payload, RULES)
+    assert (quote.status, quote.price) == (QuoteStatus.OK, Decimal(3500))
+
+
+async def test_a_refusal_of_the_request_is_not_about_the_asin(fresh: SimClient) -> None:
+    """A wrong marketplace: getCompetitivePricing is rejected as a whole; getItemOffers'
+    refusal does not name the ASIN, so the quote rules read it as an error, never as an
+    unknown ASIN."""
+    settings = _settings(fresh).model_copy(update={"marketplace_id": "A1PA6795UKMFR9"})
+    client = OffersClient(settings)
+    asin = fresh.asins(1)[0]
+    try:
+        with pytest.raises(BatchRejected, match="HTTP 400"):
+            await client.competitive_pricing([asin])
+        fresh.advance(10)
+        single = await client.item_offers(asin)
+    finally:
+        await client.aclose()
+    item = single.item
+    assert (item.payload, item.status_code, item.code) == (None, 400, "InvalidInput")
+    quote = quote_from_item_error(item.asin, item.status_code, item.code, item.message)
+    assert quote.status is QuoteStatus.ERROR
