@@ -409,6 +409,34 @@ def test_competitive_summary_validates(sim: SimClient, token: str) -> None:
         )
 
 
+def test_every_generated_product_validates_in_both_probes(sim: SimClient) -> None:
+    """All 300 products through getCompetitivePricing and getCompetitiveSummary, 20 a
+    request, with both conditions asked of lowestPricedOffers."""
+    asins = sim.asins()
+    inputs = [
+        {"itemCondition": "New", "offerType": "Consumer"},
+        {"itemCondition": "Used", "offerType": "Consumer"},
+    ]
+    for start in range(0, len(asins), 20):
+        chunk = asins[start : start + 20]
+        sim.advance(31)
+        token = sim.amazon_token()
+        pricing = sim.http.get(
+            COMPETITIVE_PATH,
+            params={"MarketplaceId": JP, "ItemType": "Asin", "Asins": ",".join(chunk)},
+            headers={"x-amz-access-token": token},
+        )
+        assert pricing.status_code == 200
+        check(PRICING, COMPETITIVE_PATH, "get", 200, pricing.json())
+        requests = [
+            summary_request(asin, lowestPricedOffersInputs=inputs, includedData=ALL_SUMMARY_DATA)
+            for asin in chunk
+        ]
+        summary = post_summary(sim, token, requests)
+        assert summary.status_code == 200
+        check(PRICING_2022, SUMMARY_PATH, "post", 200, summary.json())
+
+
 def test_competitive_summary_item_error_fault_validates(sim: SimClient, token: str) -> None:
     sim.faults({"spapi": {"item_error": 1.0}})
     response = post_summary(sim, token, [summary_request(a) for a in sim.asins(5)])
