@@ -20,11 +20,15 @@ pytestmark = pytest.mark.skipif(
 )
 
 PRICING = "productPricingV0.json"
+PRICING_2022 = "productPricing_2022-05-01.json"
 CATALOG = "catalogItems_2022-04-01.json"
 BATCH_PATH = "/batches/products/pricing/v0/itemOffers"
 OFFERS_PATH = "/products/pricing/v0/items/{Asin}/offers"
 COMPETITIVE_PATH = "/products/pricing/v0/competitivePrice"
 CATALOG_PATH = "/catalog/2022-04-01/items/{asin}"
+SUMMARY_PATH = "/batches/products/pricing/2022-05-01/items/competitiveSummary"
+SUMMARY_URI = "/products/pricing/2022-05-01/items/competitiveSummary"
+ALL_SUMMARY_DATA = ["featuredBuyingOptions", "referencePrices", "lowestPricedOffers"]
 US = "ATVPDKIKX0DER"
 
 # Offers exercising every optional field the simulator can emit.
@@ -76,9 +80,10 @@ def sim(shared_sim: SimClient) -> Iterator[SimClient]:
 
 @pytest.fixture
 def token(sim: SimClient) -> str:
-    """A fresh token, with every bucket refilled (the clock is frozen, so this is exact)."""
+    """A fresh token, with every bucket refilled (the clock is frozen, so this is exact; the
+    slowest plan, getCompetitiveSummary's 0.033/s, refills in 30.3 s)."""
     sim.faults({})
-    sim.advance(30)
+    sim.advance(31)
     return sim.amazon_token()
 
 
@@ -257,7 +262,21 @@ def test_competitive_pricing_validates(sim: SimClient, token: str) -> None:
     body = response.json()
     check(PRICING, COMPETITIVE_PATH, "get", 200, body)
     zoo = body["payload"][0]["Product"]["CompetitivePricing"]
-    assert [p["CompetitivePriceId"] for p in zoo["CompetitivePrices"]] == ["1", "2"]
+    # The New Buy Box only: the zoo's used offer is not featured, so no Used Buy Box ("2").
+    assert [p["CompetitivePriceId"] for p in zoo["CompetitivePrices"]] == ["1"]
+    box = zoo["CompetitivePrices"][0]
+    assert box["condition"] == "New"
+    assert box["belongsToRequester"] is False
+    # The cheapest featured new offer available now: the 168 h seller (1000 yen, no shipping).
+    assert box["Price"]["ListingPrice"] == {"CurrencyCode": "JPY", "Amount": 1000.0}
+    assert box["Price"]["LandedPrice"] == {"CurrencyCode": "JPY", "Amount": 1000.0}
+    assert box["Price"]["Shipping"] == {"CurrencyCode": "JPY", "Amount": 0.0}
+    assert zoo["NumberOfOfferListings"] == [
+        {"Count": 5, "condition": "New"},
+        {"Count": 1, "condition": "Used"},
+    ]
+    empty = body["payload"][1]["Product"]["CompetitivePricing"]
+    assert empty == {"CompetitivePrices": [], "NumberOfOfferListings": []}
     assert body["payload"][2]["status"] == "ClientError"
     sim.advance(2)
     bad = sim.http.get(
@@ -289,6 +308,193 @@ def test_catalog_item_validates(sim: SimClient, token: str) -> None:
     bad = sim.catalog(token, asin, marketplaceIds=US)
     assert bad.status_code == 400
     check(CATALOG, CATALOG_PATH, "get", 400, bad.json())
+
+
+def summary_request(asin: str, /, **fields: Any) -> dict[str, Any]:
+    """One getCompetitiveSummary request as the model shapes it (``None`` drops a field)."""
+    request: dict[str, Any] = {
+        "asin": asin,
+        "marketplaceId": JP,
+        "includedData": ALL_SUMMARY_DATA,
+        "lowestPricedOffersInputs": [{"itemCondition": "New", "offerType": "Consumer"}],
+        "method": "GET",
+        "uri": SUMMARY_URI,
+    }
+    request.update(fields)
+    return {k: v for k, v in request.items() if v is not None}
+
+
+def post_summary(sim: SimClient, token: str, requests: list[dict[str, Any]]) -> httpx.Response:
+    return sim.http.post(
+        SUMMARY_PATH, json={"requests": requests}, headers={"x-amz-access-token": token}
+    )
+
+
+def test_competitive_pricing_item_error_fault_validates(sim: SimClient, token: str) -> None:
+    sim.faults({"spapi": {"item_error": 1.0}})
+    response = sim.http.get(
+        COMPETITIVE_PATH,
+        params={"MarketplaceId": JP, "ItemType": "Asin", "Asins": ",".join(sim.asins(4))},
+        headers={"x-amz-access-token": token},
+    )
+    assert response.status_code == 200
+    check(PRICING, COMPETITIVE_PATH, "get", 200, response.json())
+    statuses = [entry["status"] for entry in response.json()["payload"]]
+    assert sorted(statuses) == ["ServerError", "Success", "Success", "Success"]
+
+
+def test_competitive_summary_validates(sim: SimClient, token: str) -> None:
+    requests = [
+        summary_request(
+            "B0ZOOZOOZ1",
+            lowestPricedOffersInputs=[
+                {"itemCondition": "New", "offerType": "Consumer"},
+                {"itemCondition": "Used", "offerType": "Consumer"},
+                {"itemCondition": "Collectible", "offerType": "Consumer"},
+            ],
+            includedData=[*ALL_SUMMARY_DATA, "similarItems"],
+        ),
+        summary_request("B0ZOOEMPTY"),
+        summary_request("B0NOTINCAT"),
+        *(summary_request(asin, lowestPricedOffersInputs=None) for asin in sim.asins(17)),
+    ]
+    response = post_summary(sim, token, requests)
+    assert response.status_code == 200
+    assert response.headers["x-amzn-RateLimit-Limit"] == "0.033"
+    assert response.headers["x-amzn-RequestId"]
+    body = response.json()
+    check(PRICING_2022, SUMMARY_PATH, "post", 200, body)
+    statuses = [entry["status"]["statusCode"] for entry in body["responses"]]
+    assert statuses == [200, 200, 400] + [200] * 17
+    zoo, empty, missing = (entry["body"] for entry in body["responses"][:3])
+    assert set(zoo) == {
+        "asin",
+        "marketplaceId",
+        "featuredBuyingOptions",
+        "referencePrices",
+        "lowestPricedOffers",
+        "similarItems",
+    }
+    (option,) = zoo["featuredBuyingOptions"]
+    (featured,) = option["segmentedFeaturedOffers"]
+    assert option["buyingOptionType"] == "New"
+    # The Buy Box rule ignores handling time: the 168 h seller is featured.
+    assert featured["sellerId"] == "A1ZOOSLOW0006"
+    assert featured["listingPrice"] == {"amount": 1000.0, "currencyCode": "JPY"}
+    new, used = zoo["lowestPricedOffers"]  # Collectible matches nothing: left out
+    assert new["lowestPricedOffersInput"] == {"itemCondition": "New", "offerType": "Consumer"}
+    assert [o["sellerId"] for o in new["offers"]] == [
+        "A1ZOOSLOW0006",
+        "A1ZOOFUTURE03",
+        "A1ZOOFUTURE04",
+        "A1ZOOFBA00001",
+        "A1ZOOSHIP0002",
+    ]
+    assert [o["sellerId"] for o in used["offers"]] == ["A1ZOOUSED0005"]
+    assert used["offers"][0]["subCondition"] == "Good"
+    assert {"name": "CompetitivePrice", "price": {"amount": 1000.0, "currencyCode": "JPY"}} in (
+        zoo["referencePrices"]
+    )
+    assert empty["featuredBuyingOptions"] == []
+    assert empty["lowestPricedOffers"] == []
+    assert missing == {
+        "asin": "B0NOTINCAT",
+        "marketplaceId": JP,
+        "errors": [{"code": "INVALID_ASIN", "message": "B0NOTINCAT is not a valid ASIN"}],
+    }
+    for entry in body["responses"][3:]:
+        assert entry["body"]["lowestPricedOffers"] == [] or (
+            entry["body"]["lowestPricedOffers"][0]["lowestPricedOffersInput"]["itemCondition"]
+            == "New"  # the model's default input
+        )
+
+
+def test_every_generated_product_validates_in_both_probes(sim: SimClient) -> None:
+    """All 300 products through getCompetitivePricing and getCompetitiveSummary, 20 a
+    request, with both conditions asked of lowestPricedOffers."""
+    asins = sim.asins()
+    inputs = [
+        {"itemCondition": "New", "offerType": "Consumer"},
+        {"itemCondition": "Used", "offerType": "Consumer"},
+    ]
+    for start in range(0, len(asins), 20):
+        chunk = asins[start : start + 20]
+        sim.advance(31)
+        token = sim.amazon_token()
+        pricing = sim.http.get(
+            COMPETITIVE_PATH,
+            params={"MarketplaceId": JP, "ItemType": "Asin", "Asins": ",".join(chunk)},
+            headers={"x-amz-access-token": token},
+        )
+        assert pricing.status_code == 200
+        check(PRICING, COMPETITIVE_PATH, "get", 200, pricing.json())
+        requests = [
+            summary_request(asin, lowestPricedOffersInputs=inputs, includedData=ALL_SUMMARY_DATA)
+            for asin in chunk
+        ]
+        summary = post_summary(sim, token, requests)
+        assert summary.status_code == 200
+        check(PRICING_2022, SUMMARY_PATH, "post", 200, summary.json())
+
+
+def test_competitive_summary_item_error_fault_validates(sim: SimClient, token: str) -> None:
+    sim.faults({"spapi": {"item_error": 1.0}})
+    response = post_summary(sim, token, [summary_request(a) for a in sim.asins(5)])
+    assert response.status_code == 200
+    body = response.json()
+    check(PRICING_2022, SUMMARY_PATH, "post", 200, body)
+    failed = [e for e in body["responses"] if e["status"]["statusCode"] != 200]
+    assert len(failed) == 1
+    assert failed[0]["status"]["statusCode"] == 500
+    assert failed[0]["body"]["errors"][0]["code"] == "InternalFailure"
+
+
+@pytest.mark.parametrize(
+    ("requests", "names"),
+    [
+        ([summary_request(f"B0TOOMANY{i:02d}") for i in range(21)], "requests"),
+        ([], "requests"),
+        ([summary_request("B0ZOOZOOZ1", marketplaceId=US)], "requests[0].marketplaceId"),
+        ([summary_request("B0ZOOZOOZ1", asin=None)], "requests[0].asin"),
+        ([summary_request("B0ZOOZOOZ1", includedData=None)], "requests[0].includedData"),
+        ([summary_request("B0ZOOZOOZ1", includedData=["prices"])], "requests[0].includedData"),
+        ([summary_request("B0ZOOZOOZ1", method="POST")], "requests[0].method"),
+        ([summary_request("B0ZOOZOOZ1", uri="/elsewhere")], "requests[0].uri"),
+        (
+            [
+                summary_request("B0ZOOZOOZ1"),
+                summary_request(
+                    "B0ZOOZOOZ1",
+                    lowestPricedOffersInputs=[{"itemCondition": "Old", "offerType": "Consumer"}],
+                ),
+            ],
+            "requests[1].lowestPricedOffersInputs[0].itemCondition",
+        ),
+    ],
+)
+def test_competitive_summary_request_errors_validate(
+    sim: SimClient, token: str, requests: list[dict[str, Any]], names: str
+) -> None:
+    response = post_summary(sim, token, requests)
+    assert response.status_code == 400
+    assert response.headers["x-amzn-RateLimit-Limit"] == "0.033"
+    check(PRICING_2022, SUMMARY_PATH, "post", 400, response.json())
+    (error,) = response.json()["errors"]
+    assert error["code"] == "InvalidInput"
+    assert error["message"].startswith(names + ":"), error["message"]
+
+
+def test_competitive_summary_throttled_and_unauthorized_validate(
+    sim: SimClient, token: str
+) -> None:
+    requests = [summary_request("B0ZOOZOOZ1")]
+    assert post_summary(sim, token, requests).status_code == 200
+    throttled = post_summary(sim, token, requests)
+    assert throttled.status_code == 429
+    check(PRICING_2022, SUMMARY_PATH, "post", 429, throttled.json())
+    denied = post_summary(sim, "Atza|not-a-token", requests)
+    assert denied.status_code == 403
+    check(PRICING_2022, SUMMARY_PATH, "post", 403, denied.json())
 
 
 # --- sandbox replay ---------------------------------------------------------------------
@@ -444,3 +650,51 @@ def test_sandbox_catalog_examples_replay(sim: SimClient) -> None:
         _assert_covers(response.json(), case["response"], "Item")
         replayed += 1
     assert replayed
+
+
+def _summary_offer_as_detail(offer: dict[str, Any], condition: str) -> dict[str, Any]:
+    """A 2022-05-01 example offer as the control API's simple offer shape (in yen)."""
+    shipping = offer.get("shippingOptions", [{}])[0].get("price", {}).get("amount", 0)
+    return {
+        "seller_id": offer["sellerId"],
+        "price": round(offer["listingPrice"]["amount"] * 150),
+        "shipping": round(shipping * 150),
+        "fba": offer.get("fulfillmentType") == "AFN",
+        "sub_condition": "new" if condition == "New" else "acceptable",
+    }
+
+
+def test_sandbox_competitive_summary_examples_replay(sim: SimClient) -> None:
+    cases = sandbox_cases(PRICING_2022, SUMMARY_PATH, "post")
+    assert cases, "the model carries getCompetitiveSummary sandbox examples"
+    for status, case in cases:
+        body = case["request"]["parameters"]["body"]["value"]
+        sim.advance(31)
+        token = sim.amazon_token()
+        if status == 400:  # a US-marketplace request: refused as a whole here too
+            response = sim.http.post(SUMMARY_PATH, json=body, headers={"x-amz-access-token": token})
+            assert response.status_code == 400
+            check(PRICING_2022, SUMMARY_PATH, "post", 400, response.json())
+            continue
+        for entry in case["response"]["responses"]:
+            if entry["status"]["statusCode"] != 200:
+                continue
+            example = entry["body"]
+            offers = [
+                _summary_offer_as_detail(offer, lowest["lowestPricedOffersInput"]["itemCondition"])
+                for lowest in example.get("lowestPricedOffers", [])
+                for offer in lowest["offers"]
+            ]
+            sim.control("PUT", f"/amazon/{example['asin']}", {"offers": offers})
+        response = sim.http.post(
+            SUMMARY_PATH, json=_to_japan(body), headers={"x-amz-access-token": token}
+        )
+        assert response.status_code == status, response.text
+        served = response.json()
+        check(PRICING_2022, SUMMARY_PATH, "post", 200, served)
+        for mine, theirs in zip(served["responses"], case["response"]["responses"], strict=True):
+            assert mine["status"]["statusCode"] == theirs["status"]["statusCode"]
+            assert mine["body"]["asin"] == theirs["body"]["asin"]
+            _assert_covers(mine["body"], theirs["body"], "body")
+            if theirs["status"]["statusCode"] != 200:
+                assert mine["body"]["errors"][0]["code"] == theirs["body"]["errors"][0]["code"]

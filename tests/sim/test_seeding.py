@@ -185,6 +185,8 @@ def test_stats_shape_and_reset(sim: SimClient) -> None:
     assert stats["spapi"] == {
         "requests": {"getItemOffersBatch": 2},
         "throttled": 0,
+        "throttled_by_operation": {},
+        "asins_by_operation": {"getItemOffersBatch": 4},
         "asin_fetches": {"total": 4, "distinct": 3, "max_per_asin": 2},
     }
     assert stats["base"] == {"base-1": {"reads": 1, "writes": 1, "limit_errors": 0, "errors": 1}}

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sp_api.asyncio.api import CatalogItems, Products
+from sp_api.asyncio.api import CatalogItems, Products, ProductsV20220501
 from sp_api.asyncio.auth import AccessTokenClient
 from sp_api.asyncio.auth import access_token_client as token_module
 from sp_api.base import Marketplaces
@@ -123,3 +123,54 @@ async def test_revoked_token_is_a_403_until_the_cache_is_cleared(sim: SimClient)
         assert response.payload["ASIN"] == sim.asins(1)[0]
     finally:
         await client.aclose()
+
+
+async def test_competitive_summary_through_sp_api(sim: SimClient) -> None:
+    """getCompetitiveSummary through the library's Product Pricing 2022-05-01 client, which
+    has its own bucket: a spent getItemOffersBatch does not stop it."""
+    sim.freeze()
+    asins = sim.asins(3)
+    offers = products(sim)
+    summary = ProductsV20220501(
+        marketplace=Marketplaces.JP,
+        credentials=CREDENTIALS,
+        auth_token_client_class=token_client_for(sim),
+    )
+    summary.endpoint = sim.url
+    requests = [
+        {
+            "asin": asin,
+            "marketplaceId": JP,
+            "includedData": ["featuredBuyingOptions", "referencePrices", "lowestPricedOffers"],
+            "lowestPricedOffersInputs": [{"itemCondition": "New", "offerType": "Consumer"}],
+            "method": "GET",
+            "uri": "/products/pricing/2022-05-01/items/competitiveSummary",
+        }
+        for asin in [*asins, "B0NOTINCAT"]
+    ]
+    try:
+        batch = [
+            {
+                "uri": f"/products/pricing/v0/items/{asins[0]}/offers",
+                "method": "GET",
+                "MarketplaceId": JP,
+                "ItemCondition": "New",
+            }
+        ]
+        await offers.get_item_offers_batch(requests_=batch)
+        with pytest.raises(SellingApiRequestThrottledException):
+            await offers.get_item_offers_batch(requests_=batch)
+        response = await summary.get_competitive_summary_batch(requests_=requests)
+        assert response.rate_limit == "0.033"
+        answers = response.payload["responses"]
+        assert [a["body"]["asin"] for a in answers] == [*asins, "B0NOTINCAT"]
+        assert [a["status"]["statusCode"] for a in answers] == [200, 200, 200, 400]
+        with pytest.raises(SellingApiRequestThrottledException):
+            await summary.get_competitive_summary_batch(requests_=requests)
+    finally:
+        await offers.aclose()
+        await summary.aclose()
+    stats = sim.stats()["spapi"]
+    assert stats["requests"] == {"getItemOffersBatch": 2, "getCompetitiveSummary": 2}
+    assert stats["throttled_by_operation"] == {"getItemOffersBatch": 1, "getCompetitiveSummary": 1}
+    assert stats["asins_by_operation"] == {"getItemOffersBatch": 1, "getCompetitiveSummary": 3}

@@ -14,6 +14,16 @@ the top level of the request) fails on its own with 400 ``InvalidInput`` "Reques
 MarketplaceId is invalid, unsupported, or does not exist."; the same ASIN twice in one batch
 fails the whole request with 400 ``InvalidInput`` "Duplicate requests submitted.  Cannot run
 batch request." (both as sellers quote them in the SDKs' issue trackers).
+
+The pricing operations, each with its own bucket (``SPAPI_OPERATIONS``: the models' usage
+plans) and counted per operation in ``/_sim/stats`` (requests, throttled, ASINs answered):
+getItemOffersBatch (20 ASINs, 0.1 rps) and getItemOffers (one ASIN, 0.5 rps) are the full
+quotes, with shipping times; getCompetitivePricing (20 ASINs, 0.5 rps) answers the Buy Box
+prices and offer counts, getCompetitiveSummary (2022-05-01, 20 items, 0.033 rps) the featured
+offer, reference prices and lowest-priced offers. All show the same Buy Box, chosen by the
+simulator's own rule (``payloads.buy_box_index``: the cheapest featured new offer available
+now, *whatever its handling time*), so the box may be held by an offer a reseller's rules
+(<= 72 h) would not buy from: only the full quotes tell a client what it may buy.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ecsync.sim import payloads
+from ecsync.sim import payloads, summary_payloads
 from ecsync.sim.market import JAPAN_MARKETPLACE_ID, Product
 from ecsync.sim.ratelimit import format_rate
 from ecsync.sim.state import LWA_CLIENTS, LWA_REFRESH_TOKENS, SPAPI_OPERATIONS, SimState
@@ -43,6 +53,9 @@ CUSTOMER_TYPES = frozenset({"Consumer", "Business"})
 _ITEM_URI = re.compile(r"^/products/pricing/v0/items/([^/?#]+)/offers$")
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
 _REQUEST_FIELDS = ("MarketplaceId", "ItemCondition", "CustomerType")
+# The reason phrases of the 2022-05-01 model's examples ("Success", "Client Error").
+_SUMMARY_REASONS = {200: "Success", 400: "Client Error", 500: "Server Error"}
+SUMMARY_URI = "/products/pricing/2022-05-01/items/competitiveSummary"
 MARKETPLACE_INVALID = "Requested MarketplaceId is invalid, unsupported, or does not exist."
 DUPLICATE_REQUESTS = "Duplicate requests submitted.  Cannot run batch request."
 
@@ -79,6 +92,11 @@ class SpApi:
                 "/products/pricing/v0/competitivePrice",
                 self.competitive_pricing,
                 methods=["GET"],
+            ),
+            Route(
+                "/batches/products/pricing/2022-05-01/items/competitiveSummary",
+                self.competitive_summary,
+                methods=["POST"],
             ),
             Route("/catalog/2022-04-01/items/{asin}", self.catalog_item, methods=["GET"]),
         ]
@@ -153,7 +171,7 @@ class SpApi:
             )
             return self._error(403, body, None)
         if faults.hit("spapi", "throttle") or not state.buckets.try_take(client, operation, now):
-            state.stats.spapi_throttled += 1
+            state.stats.throttled(operation)
             return self._error(
                 429, payloads.errors_body("QuotaExceeded", payloads.QUOTA_EXCEEDED), None
             )
@@ -251,6 +269,7 @@ class SpApi:
             else:
                 status, item_body = 200, {"payload": self._payload(product, condition)}
                 state.stats.served(asin)
+                state.stats.answered("getItemOffersBatch")
             responses.append(
                 {
                     "status": {"statusCode": status, "reasonPhrase": _REASONS[status]},
@@ -279,6 +298,7 @@ class SpApi:
         if product is None:
             raise _invalid(f"Invalid ASIN {asin} for marketplace {JAPAN_MARKETPLACE_ID}")
         self.state.stats.served(asin)
+        self.state.stats.answered("getItemOffers")
         return {"payload": self._payload(product, condition)}
 
     async def competitive_pricing(self, request: Request) -> Response:
@@ -316,7 +336,64 @@ class SpApi:
             else:
                 offers = state.market.offers(product)
                 entries.append(payloads.competitive_pricing(asin, offers, product.rank))
+                state.stats.answered("getCompetitivePricing")
         return {"payload": entries}
+
+    async def competitive_summary(self, request: Request) -> Response:
+        return await self._run(request, "getCompetitiveSummary", self._competitive_summary)
+
+    async def _competitive_summary(self, request: Request) -> dict[str, Any]:
+        """``getCompetitiveSummary`` (2022-05-01): up to 20 items, each with its own status.
+
+        A body the model forbids (not 1-20 requests, a field missing or of the wrong kind, a
+        marketplace other than Japan) fails the whole request with 400 ``InvalidInput``; an
+        ASIN Amazon does not know fails alone with 400 ``INVALID_ASIN`` (as the model's
+        sandbox example answers it), and the ``item_error`` fault fails one item with 500."""
+        try:
+            body = await read_json(request)
+        except BadBody as exc:
+            raise _invalid(str(exc)) from None
+        entries = body.get("requests") if isinstance(body, dict) else None
+        if not isinstance(entries, list) or not entries:
+            raise _invalid("requests: a non-empty list of competitive summary requests")
+        if len(entries) > BATCH_LIMIT:
+            raise _invalid(f"requests: at most {BATCH_LIMIT} requests per batch")
+        parsed = [_parse_summary_entry(entry, index) for index, entry in enumerate(entries)]
+        state = self.state
+        failing = (
+            state.faults.choice(len(parsed)) if state.faults.hit("spapi", "item_error") else -1
+        )
+        responses = []
+        for index, (asin, included, inputs) in enumerate(parsed):
+            await asyncio.sleep(0)  # as in the batch: let other requests reach the gate
+            product = known_product(state, asin)
+            if index == failing:
+                status = 500
+                item_body = summary_payloads.error_body(
+                    asin, "InternalFailure", "We encountered an internal error. Please try again."
+                )
+            elif product is None:
+                status = 400
+                item_body = summary_payloads.error_body(
+                    asin, "INVALID_ASIN", f"{asin} is not a valid ASIN"
+                )
+            else:
+                status = 200
+                item_body = summary_payloads.summary_body(
+                    asin,
+                    state.market.offers(product),
+                    list_price=product.list_price,
+                    included=included,
+                    inputs=inputs,
+                )
+                state.stats.answered("getCompetitiveSummary")
+            responses.append(
+                {
+                    "status": {"statusCode": status, "reasonPhrase": _SUMMARY_REASONS[status]},
+                    "body": item_body,
+                }
+            )
+        return {"responses": responses}
 
     async def catalog_item(self, request: Request) -> Response:
         return await self._run(request, "getCatalogItem", self._catalog_item)
@@ -344,6 +421,7 @@ class SpApi:
                 f"Requested item '{asin}' not found in marketplace(s): {JAPAN_MARKETPLACE_ID}.",
             )
         market = self.state.market
+        self.state.stats.answered("getCatalogItem")
         return payloads.catalog_item(
             asin,
             title=market.title(product),
@@ -407,6 +485,58 @@ def _parse_batch_entry(entry: Any, index: int) -> tuple[str, str, str]:
     if customer and customer not in CUSTOMER_TYPES:
         raise _invalid(f"{where}.CustomerType: must be Consumer or Business")
     return match.group(1), str(condition), str(customer)
+
+
+def _parse_summary_entry(
+    entry: Any, index: int
+) -> tuple[str, frozenset[str], tuple[tuple[str, str], ...]]:
+    """(ASIN, includedData, lowestPricedOffersInputs) of one competitiveSummary request;
+    a request-level 400 naming the field when the model forbids it.
+
+    ``lowestPricedOffersInputs`` defaults to New/Consumer (the model's stated defaults); it is
+    checked even when ``lowestPricedOffers`` is not requested, and then has no effect."""
+    where = f"requests[{index}]"
+    if not isinstance(entry, dict):
+        raise _invalid(f"{where}: must be an object")
+    asin = entry.get("asin")
+    if not isinstance(asin, str) or not asin:
+        raise _invalid(f"{where}.asin: required, a string")
+    marketplace = entry.get("marketplaceId")
+    _check_marketplace(
+        marketplace if isinstance(marketplace, str) else None, f"{where}.marketplaceId"
+    )
+    if entry.get("method") != "GET":
+        raise _invalid(f"{where}.method: must be GET")
+    if entry.get("uri") != SUMMARY_URI:
+        raise _invalid(f"{where}.uri: must be {SUMMARY_URI}")
+    included = entry.get("includedData")
+    if not isinstance(included, list) or not included:
+        raise _invalid(
+            f"{where}.includedData: a non-empty list of "
+            + ", ".join(sorted(summary_payloads.INCLUDED_DATA))
+        )
+    unknown = [d for d in included if d not in summary_payloads.INCLUDED_DATA]
+    if unknown:
+        raise _invalid(f"{where}.includedData: unknown {', '.join(map(str, unknown))}")
+    raw_inputs = entry.get("lowestPricedOffersInputs")
+    if raw_inputs is None:
+        raw_inputs = [{"itemCondition": "New", "offerType": "Consumer"}]
+    if not isinstance(raw_inputs, list) or len(raw_inputs) > 5:
+        raise _invalid(f"{where}.lowestPricedOffersInputs: a list of at most 5 inputs")
+    inputs = []
+    for number, item in enumerate(raw_inputs):
+        at = f"{where}.lowestPricedOffersInputs[{number}]"
+        if not isinstance(item, dict):
+            raise _invalid(f"{at}: must be an object")
+        condition, offer_type = item.get("itemCondition"), item.get("offerType")
+        if condition not in summary_payloads.CONDITIONS:
+            raise _invalid(
+                f"{at}.itemCondition: must be one of {', '.join(summary_payloads.CONDITIONS)}"
+            )
+        if offer_type not in summary_payloads.OFFER_TYPES:
+            raise _invalid(f"{at}.offerType: must be Consumer")
+        inputs.append((str(condition), str(offer_type)))
+    return asin, frozenset(map(str, included)), tuple(inputs)
 
 
 def _malformed(body: bytes, variant: int) -> bytes:

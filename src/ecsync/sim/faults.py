@@ -6,10 +6,10 @@ set when the server shuts down, so a hung client never blocks a clean stop.
 
 Faults act on API calls only: never on the OAuth token endpoints (so a client can always
 recover) nor on the control API. ``item_error`` fails one entry of an SP-API batch
-(getItemOffersBatch, getCompetitivePricing) or of an eBay bulk update; BASE has no batch
-call, so ``base.item_error`` is accepted and has nothing to act on. ``no_rate_header`` is not
-an error: it leaves ``x-amzn-RateLimit-Limit`` off that share of SP-API answers (Amazon sends
-it "best effort"); on BASE and eBay it has nothing to act on.
+(getItemOffersBatch, getCompetitivePricing, getCompetitiveSummary) or of an eBay bulk
+update; BASE has no batch call, so ``base.item_error`` is accepted and has nothing to act
+on. ``no_rate_header`` is not an error: it leaves ``x-amzn-RateLimit-Limit`` off that share
+of SP-API answers (Amazon sends it "best effort"); on BASE and eBay it has nothing to act on.
 
 ``item_malformed`` is a rate of *items*, not of requests: ``base.item_malformed=0.1`` makes
 one item in ten unreadable (garbled in ``/1/items`` pages, an error from

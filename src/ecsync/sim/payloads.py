@@ -7,6 +7,16 @@ conformance tests validate every shape built here against them.
 The simulator returns every offer regardless of the requested ``ItemCondition`` (echoing
 the condition back), so used offers reach the client and its own condition filter is
 exercised; Amazon's own summary groups likewise cover every condition.
+
+The Buy Box (the featured offer) is chosen by the simulator's own rule, :func:`buy_box_index`:
+the cheapest (listing price + shipping) *featured* offer in *new* condition that is available
+*now*, whatever its handling time. A reseller's rules (``sim/synced.py``: ships within 72 h)
+are stricter, so the box may be held by an offer a reseller would not buy from (a 96 h seller
+cheaper than every fast one): a client that takes the Buy Box price for its cost is caught.
+Every operation shows the same box: ``IsBuyBoxWinner`` and ``BuyBoxPrices`` of getItemOffers,
+``CompetitivePriceId`` "1" of getCompetitivePricing, ``featuredBuyingOptions`` of
+getCompetitiveSummary (``summary_payloads.py``), and the market events' ``buy_box_*``. The
+Used Buy Box (``CompetitivePriceId`` "2") follows the same rule among used offers.
 """
 
 from __future__ import annotations
@@ -22,6 +32,14 @@ DISPLAY_GROUP = "hobby_display_on_website"
 QUOTA_EXCEEDED = "You exceeded your quota for the requested resource."
 ACCESS_DENIED = "Access to requested resource is denied."
 TOKEN_INVALID = "The access token you provided is revoked, malformed or invalid."
+# getCompetitivePricing's ``subcondition`` words (the v0 model lists "Very Good", spaced).
+_SUBCONDITION_TEXT = {
+    "new": "New",
+    "mint": "Mint",
+    "very_good": "Very Good",
+    "good": "Good",
+    "acceptable": "Acceptable",
+}
 CATALOG_DATASETS = frozenset(
     {
         "attributes",
@@ -50,10 +68,15 @@ def _points(points: int) -> dict[str, Any]:
     return {"PointsNumber": points, "PointsMonetaryValue": money(points)}
 
 
-def buy_box_index(offers: Sequence[Offer]) -> int:
-    """The Buy Box goes to the cheapest featured new offer that ships now (-1: none)."""
+def buy_box_index(offers: Sequence[Offer], condition: str = "new") -> int:
+    """The index of the Buy Box offer (-1: none): the cheapest featured offer of ``condition``
+    (``new`` or ``used``, :attr:`Offer.condition`) that is available now, any handling time.
+
+    ``offers`` come cheapest first (price + shipping, as :class:`Market` keeps them), so the
+    first match is the cheapest. Handling time is deliberately not looked at: Amazon features
+    offers on its own criteria, not on a reseller's (see the module docstring)."""
     for index, offer in enumerate(offers):
-        if offer.featured and offer.sub_condition == "new" and offer.availability == "NOW":
+        if offer.featured and offer.condition == condition and offer.availability == "NOW":
             return index
     return -1
 
@@ -177,27 +200,28 @@ def _price_type(offer: Offer) -> dict[str, Any]:
 
 
 def competitive_pricing(asin: str, offers: Sequence[Offer], rank: int) -> dict[str, Any]:
-    """One ``Price`` entry of getCompetitivePricing: id "1" New Buy Box, "2" Used Buy Box."""
+    """One ``Price`` entry of getCompetitivePricing: the Buy Box prices and offer counts.
+
+    ``CompetitivePrices``: id "1" the New Buy Box, id "2" the Used Buy Box, each present only
+    when :func:`buy_box_index` finds a winner for that condition; so a product without any
+    Buy Box has an empty list, as Amazon answers it. ``NumberOfOfferListings``: how many
+    offers are listed per condition (``New``: sub-condition new; ``Used``: any other), every
+    listed offer whatever its availability, handling time or featured flag -- the offers
+    getItemOffers lists -- and a condition without offers is left out. No shipping time and no
+    seller: this operation is a change detector, not a quote."""
     prices: list[dict[str, Any]] = []
-    winner = buy_box_index(offers)
-    if winner >= 0:
+    for price_id, condition, label in (("1", "new", "New"), ("2", "used", "Used")):
+        winner = buy_box_index(offers, condition)
+        if winner < 0:
+            continue
+        offer = offers[winner]
+        subcondition = "New" if condition == "new" else _SUBCONDITION_TEXT[offer.sub_condition]
         prices.append(
             {
-                "CompetitivePriceId": "1",
-                "Price": _price_type(offers[winner]),
-                "condition": "New",
-                "subcondition": "New",
-                "belongsToRequester": False,
-            }
-        )
-    used = [offer for offer in offers if offer.condition == "used"]
-    if used:
-        prices.append(
-            {
-                "CompetitivePriceId": "2",
-                "Price": _price_type(used[0]),
-                "condition": "Used",
-                "subcondition": used[0].sub_condition.replace("_", " ").title(),
+                "CompetitivePriceId": price_id,
+                "Price": _price_type(offer),
+                "condition": label,
+                "subcondition": subcondition,
                 "belongsToRequester": False,
             }
         )

@@ -39,8 +39,11 @@ class TokenBucket:
 
     def try_take(self, now: float) -> bool:
         self._refill(now)
-        # A hair of tolerance: float sums like 0.1 * 10 s must yield a whole token.
-        if self.tokens >= 1.0 - 1e-9:
+        # A hair of tolerance: float sums like 0.1 * 10 s must yield a whole token. Times are
+        # epoch seconds (~1.8e9, a float step of 2.4e-7 s), so a client that waits exactly
+        # 1/rate (30.30... s at getCompetitiveSummary's 0.033/s) can land a few 1e-9 of a
+        # token short; 1e-6 of a token is microseconds early at any documented rate.
+        if self.tokens >= 1.0 - 1e-6:
             self.tokens = max(0.0, self.tokens - 1.0)
             return True
         return False

@@ -20,12 +20,15 @@ from ecsync.sim.ratelimit import BucketRegistry, BucketSpec
 from ecsync.sim.stats import SimStats
 from ecsync.sim.tokens import TokenStore
 
-# Documented default usage plans (rate per second, burst): productPricingV0.json and
-# catalogItems_2022-04-01.json.
+# Documented default usage plans (rate per second, burst), from the "Usage Plan" table of each
+# operation in productPricingV0.json, productPricing_2022-05-01.json and
+# catalogItems_2022-04-01.json. Each operation is its own bucket per client (as Amazon's), so a
+# client can run them side by side: spending getItemOffersBatch leaves the others untouched.
 SPAPI_OPERATIONS: dict[str, BucketSpec] = {
     "getItemOffersBatch": BucketSpec(0.1, 1),
     "getItemOffers": BucketSpec(0.5, 1),
     "getCompetitivePricing": BucketSpec(0.5, 1),
+    "getCompetitiveSummary": BucketSpec(0.033, 1),
     "getCatalogItem": BucketSpec(2.0, 2),
 }
 

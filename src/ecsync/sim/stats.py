@@ -30,12 +30,27 @@ class SimStats:
     def reset(self) -> None:
         self.spapi_requests: Counter[str] = Counter()
         self.spapi_throttled = 0
+        self.spapi_throttled_by_operation: Counter[str] = Counter()
+        # ASINs answered (a success for that ASIN went out), per operation: what each bucket
+        # bought, e.g. 20 per getCompetitivePricing request against 20 per batch.
+        self.spapi_asins: Counter[str] = Counter()
         self.asin_fetches: Counter[str] = Counter()
         self.base = {name: ChannelCounters() for name in self._base_names}
         self.ebay = {name: ChannelCounters() for name in self._ebay_names}
 
+    def throttled(self, operation: str) -> None:
+        """A request of ``operation`` was answered 429 (its bucket was empty, or a fault)."""
+        self.spapi_throttled += 1
+        self.spapi_throttled_by_operation[operation] += 1
+
+    def answered(self, operation: str, count: int = 1) -> None:
+        """``count`` ASINs got a successful answer from ``operation`` (failed items do not
+        count). Unlike :meth:`served` this is per operation, not per ASIN."""
+        self.spapi_asins[operation] += count
+
     def served(self, asin: str) -> None:
-        """An ASIN's offers went out in a getItemOffers(Batch) answer."""
+        """An ASIN's offers went out in a getItemOffers(Batch) answer: ``asin_fetches`` counts
+        full quotes only (what a sync pays for), not the probes of the other operations."""
         self.asin_fetches[asin] += 1
 
     def snapshot(self) -> dict[str, Any]:
@@ -44,6 +59,8 @@ class SimStats:
             "spapi": {
                 "requests": dict(self.spapi_requests),
                 "throttled": self.spapi_throttled,
+                "throttled_by_operation": dict(self.spapi_throttled_by_operation),
+                "asins_by_operation": dict(self.spapi_asins),
                 "asin_fetches": {
                     "total": sum(fetches.values()),
                     "distinct": len(fetches),
