@@ -286,6 +286,10 @@ def test_reset_zeroes_and_restarts_open_exposure(shop: SimClient) -> None:
     assert figures["sellouts"]["still_exposed"] == 1
     assert latency(figures)["max"] == pytest.approx(80, abs=EXACT)
     base_edit(shop, item["item_id"], visible="0")
+    shop.advance(5)
+    closed = exposure(shop)["accounts"]["base-1"]
+    assert closed["oversell_s"] == pytest.approx(10, abs=EXACT)  # from the reset, not before
+    assert latency(closed)["max"] == pytest.approx(80, abs=EXACT)
     reset(shop)
     shop.advance(10)
     after = exposure(shop)["accounts"]["base-1"]
@@ -330,6 +334,65 @@ def test_an_identifier_edit_moves_the_listing(shop: SimClient) -> None:
     assert figures["sellouts"]["still_exposed"] == 0
 
 
+def test_a_variation_item_sells_the_stock_coded_with_its_asin(make_sim: SimFactory) -> None:
+    """Rule: an item with variations sells the ASIN from the variation whose
+    ``variation_identifier`` is the ASIN (else its first variation)."""
+    sim = make_sim(products=60, drift=0.0, ebay_share=0.0, base_variations=1.0)
+    sim.freeze()
+    coded = [
+        item
+        for item in base_items(sim)
+        if base_buyable(item)
+        and len(item["variations"]) > 1
+        and any(v["variation_identifier"] == item["identifier"] for v in item["variations"])
+    ]
+    hidden, shown = coded[0], coded[1]
+    # ``hidden``: its ASIN's variation is out of stock, another one is not.
+    mine = next(
+        v for v in hidden["variations"] if v["variation_identifier"] == hidden["identifier"]
+    )
+    other = next(v for v in hidden["variations"] if v is not mine)
+    edits = {
+        "variation_id[0]": str(mine["variation_id"]),
+        "variation_stock[0]": "0",
+        "variation_id[1]": str(other["variation_id"]),
+        "variation_stock[1]": "2",
+    }
+    base_edit(sim, hidden["item_id"], **edits)
+    # ``shown``: only its ASIN's variation has stock.
+    fields: dict[str, str] = {}
+    for n, v in enumerate(shown["variations"]):
+        fields[f"variation_id[{n}]"] = str(v["variation_id"])
+        fields[f"variation_stock[{n}]"] = (
+            "1" if v["variation_identifier"] == shown["identifier"] else "0"
+        )
+    base_edit(sim, shown["item_id"], **fields)
+    # ``uncoded``: no variation names the ASIN; its first is out of stock, the second not.
+    uncoded = next(
+        item
+        for item in base_items(sim)
+        if base_buyable(item)
+        and len(item["variations"]) == 2
+        and not any(v["variation_identifier"] for v in item["variations"])
+    )
+    first, second = uncoded["variations"]
+    edits = {
+        "variation_id[0]": str(first["variation_id"]),
+        "variation_stock[0]": "0",
+        "variation_id[1]": str(second["variation_id"]),
+        "variation_stock[1]": "2",
+    }
+    base_edit(sim, uncoded["item_id"], **edits)
+    reset(sim)
+    for item in (hidden, shown, uncoded):
+        sell_out(sim, item["identifier"])
+    sim.advance(50)
+    figures = exposure(sim)["accounts"]["base-1"]
+    assert figures["oversold_now"] == 1
+    assert figures["oversell_s"] == pytest.approx(50, abs=EXACT)
+    assert (figures["sellouts"]["count"], figures["sellouts"]["exposed"]) == (3, 1)
+
+
 def test_market_steps_match_the_truth(shop: SimClient) -> None:
     """After a market step, every listing is judged by the test's rules from the truth."""
     reset(shop)
@@ -348,7 +411,11 @@ def test_market_steps_match_the_truth(shop: SimClient) -> None:
         ("ebay-1", [(o["sku"], ebay_yen(o)) for o in ebay_offers(shop) if ebay_buyable(o)]),
     ):
         over = sum(1 for asin, _ in listings if costs[asin] is None)
-        gaps = [costs[a] - p for a, p in listings if costs[a] is not None and costs[a] > p]
+        gaps: list[Fraction] = []
+        for asin, price in listings:
+            cost = costs[asin]
+            if cost is not None and cost > price:
+                gaps.append(cost - price)
         want[name] = {"oversold_now": over, "under_cost_now": len(gaps), "gap": sum(gaps)}
     figures = exposure(shop)["accounts"]
     assert want["base-1"]["oversold_now"] > 0  # the step sold some out
@@ -385,3 +452,19 @@ def test_figures_hold_at_speed(make_sim: SimFactory) -> None:
     assert low - EXACT <= figures["oversell_s"] <= high + EXACT
     assert low - EXACT <= latency(figures)["max"] <= high + EXACT
     assert figures["sellouts"]["still_exposed"] == 0
+
+
+def test_an_item_waits_for_its_asin_to_join_the_catalog(shop: SimClient) -> None:
+    item = base_only_item(shop)
+    listed = exposure(shop)["accounts"]["base-1"]["listings"]
+    new_asin = "B0ZZZZZZZ1"
+    shop.control("PATCH", f"/base/base-1/items/{item['item_id']}", {"identifier": new_asin})
+    assert exposure(shop)["accounts"]["base-1"]["listings"] == listed - 1
+    reset(shop)
+    offers = [{"price": item["price"] + 200, "shipping": 100}]
+    shop.control("PUT", f"/amazon/{new_asin}", {"offers": offers})
+    shop.advance(20)
+    figures = exposure(shop)["accounts"]["base-1"]
+    assert figures["listings"] == listed
+    assert figures["under_cost_now"] == 1
+    assert figures["under_cost_yen_s"] == pytest.approx(300 * 20, abs=1e-3)
