@@ -178,18 +178,15 @@ class _Scope:
 
 
 class _Asin:
-    """One ASIN with listings: its cached true cost and who lists it, per scope."""
+    """One ASIN with listings: its cached true cost and its listings (a short list: one
+    per account at most in a seeded shop, so scanning it is cheaper than keeping counts)."""
 
-    __slots__ = ("asin", "buyable", "buyable_total", "cost", "listed", "listed_total", "listings")
+    __slots__ = ("asin", "cost", "listings")
 
     def __init__(self, asin: str, cost: int | None) -> None:
         self.asin = asin
         self.cost = cost
-        self.listings: set[_Listing] = set()
-        self.listed: dict[_Scope, int] = {}
-        self.buyable: dict[_Scope, int] = {}
-        self.listed_total = 0
-        self.buyable_total = 0
+        self.listings: list[_Listing] = []
 
 
 class _Listing:
@@ -257,13 +254,15 @@ class ExposureMeter:
             self._close(listing, now)
             self._open(listing, now)
         if before is not None and cost is None:
-            for scope, count in record.listed.items():
-                if count:
-                    scope.sellouts.start(record.asin, now, record.buyable.get(scope, 0) > 0)
-            if record.listed_total:
-                self._total.start(record.asin, now, record.buyable_total > 0)
+            exposed: dict[_Scope, bool] = {}
+            for listing in record.listings:
+                exposed[listing.scope] = exposed.get(listing.scope, False) or listing.buyable
+            for scope, buyable in exposed.items():
+                scope.sellouts.start(record.asin, now, buyable)
+            if record.listings:
+                self._total.start(record.asin, now, any(exposed.values()))
         elif before is None:
-            for scope in record.listed:
+            for scope in self._scopes.values():
                 scope.sellouts.end(record.asin, now, restock=True)
             self._total.end(record.asin, now, restock=True)
 
@@ -368,10 +367,7 @@ class ExposureMeter:
         listing = scope.items.get(key)
         if listing is not None and listing.record.asin != asin:
             self._set(listing, False, listing.price2, at)
-            record = listing.record
-            record.listings.discard(listing)
-            record.listed[scope] -= 1
-            record.listed_total -= 1
+            listing.record.listings.remove(listing)
             scope.listings -= 1
             del scope.items[key]
             listing = None
@@ -380,9 +376,7 @@ class ExposureMeter:
         if listing is None:
             record = self._record(asin)
             listing = scope.items[key] = _Listing(scope, record)
-            record.listings.add(listing)
-            record.listed[scope] = record.listed.get(scope, 0) + 1
-            record.listed_total += 1
+            record.listings.append(listing)
             scope.listings += 1
         self._set(listing, buyable, price2, at)
 
@@ -398,14 +392,12 @@ class ExposureMeter:
         if buyable != listing.buyable:
             listing.buyable = buyable
             scope, record = listing.scope, listing.record
-            step = 1 if buyable else -1
-            scope.buyable += step
-            record.buyable[scope] = left = record.buyable.get(scope, 0) + step
-            record.buyable_total += step
-            if not buyable:
-                if left == 0:
+            scope.buyable += 1 if buyable else -1
+            if not buyable:  # the last buyable listing of a scope ends its open sell-out
+                others = [other for other in record.listings if other.buyable]
+                if not any(other.scope is scope for other in others):
                     scope.sellouts.end(record.asin, at, restock=False)
-                if record.buyable_total == 0:
+                if not others:
                     self._total.end(record.asin, at, restock=False)
         listing.price2 = price2
         self._open(listing, at)
