@@ -468,3 +468,45 @@ def test_an_item_waits_for_its_asin_to_join_the_catalog(shop: SimClient) -> None
     assert figures["listings"] == listed
     assert figures["under_cost_now"] == 1
     assert figures["under_cost_yen_s"] == pytest.approx(300 * 20, abs=1e-3)
+
+
+def test_ebay_withdraw_and_publish_end_and_restart_the_exposure(shop: SimClient) -> None:
+    offer, item = ebay_listed(shop)
+    shop.control("PATCH", f"/base/base-1/items/{item['item_id']}", {"visible": 0})
+    path = f"/sell/inventory/v1/offer/{offer['offerId']}"
+    headers = {"Authorization": f"Bearer {shop.ebay_token()}"}
+    reset(shop)
+    sell_out(shop, offer["sku"])
+    shop.advance(12)
+    assert shop.http.post(f"{path}/withdraw", headers=headers).status_code == 200
+    shop.advance(100)
+    assert shop.http.post(f"{path}/publish", headers=headers).status_code == 200
+    shop.advance(8)
+    ebay = exposure(shop)["accounts"]["ebay-1"]
+    assert ebay["oversell_s"] == pytest.approx(20, abs=EXACT)
+    assert ebay["oversold_now"] == 1
+    # The sell-out ended when the offer was withdrawn; publishing again does not reopen it.
+    sellouts = ebay["sellouts"]
+    assert (sellouts["count"], sellouts["exposed"], sellouts["still_exposed"]) == (1, 1, 0)
+    assert latency(ebay)["max"] == pytest.approx(12, abs=EXACT)
+
+
+def test_an_ebay_price_revision_starts_and_ends_under_cost(shop: SimClient) -> None:
+    offer, item = ebay_listed(shop)
+    shop.control("PATCH", f"/base/base-1/items/{item['item_id']}", {"visible": 0})
+    cost = cost_of(shop.control("GET", f"/amazon/{offer['sku']}")["offers"])
+    assert cost is not None
+    low = Fraction(cost - 300, YEN_PER_DOLLAR).limit_denominator(100)  # dollars, to the cent
+    low_text = f"{float(low):.2f}"
+    gap = cost - Fraction(low_text) * YEN_PER_DOLLAR
+    reset(shop)
+    ebay_update(shop, offer, price={"value": low_text, "currency": "USD"})
+    shop.advance(45)
+    ebay_update(
+        shop, offer, price={"value": offer["pricingSummary"]["price"]["value"], "currency": "USD"}
+    )
+    shop.advance(45)
+    ebay = exposure(shop)["accounts"]["ebay-1"]
+    assert ebay["under_cost_s"] == pytest.approx(45, abs=EXACT)
+    assert ebay["under_cost_yen_s"] == pytest.approx(float(gap * 45), abs=1e-3)
+    assert ebay["under_cost_now"] == 0
