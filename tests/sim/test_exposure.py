@@ -15,7 +15,6 @@ test runs the clock at ``--speed`` 500 and bounds the figure by clock readings a
 
 from __future__ import annotations
 
-import time
 from fractions import Fraction
 from typing import Any
 
@@ -432,12 +431,11 @@ def test_figures_hold_at_speed(make_sim: SimFactory) -> None:
     """Unfrozen at --speed 500: the oversell lies between clock readings around its ends."""
     sim = make_sim(products=60, drift=0.0, speed=500)
     item = base_only_item(sim)
-    token = sim.base_token()
     reset(sim)
     before_out = sim.control("GET", "/clock")["now"]
     sell_out(sim, item["identifier"])
     after_out = sim.control("GET", "/clock")["now"]
-    time.sleep(0.1)  # some 50 simulated seconds pass while nothing changes
+    token = sim.base_token()  # real requests take real time: simulated seconds pass
     before_hide = sim.control("GET", "/clock")["now"]
     response = sim.http.post(
         "/1/items/edit",
