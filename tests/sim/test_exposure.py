@@ -392,22 +392,19 @@ def test_a_variation_item_sells_the_stock_coded_with_its_asin(make_sim: SimFacto
     assert (figures["sellouts"]["count"], figures["sellouts"]["exposed"]) == (3, 1)
 
 
-def test_market_steps_match_the_truth(shop: SimClient) -> None:
-    """After a market step, every listing is judged by the test's rules from the truth."""
-    reset(shop)
-    shop.control("POST", "/market/step", {"fraction": 0.6, "seed": 7})
+def judge(sim: SimClient) -> dict[str, dict[str, Any]]:
+    """Every buyable listing judged now by the test's rules, from the simulator's truth."""
     costs = {
-        item["identifier"]: cost_of(shop.control("GET", f"/amazon/{item['identifier']}")["offers"])
-        for item in base_items(shop)
+        item["identifier"]: cost_of(sim.control("GET", f"/amazon/{item['identifier']}")["offers"])
+        for item in base_items(sim)
     }
-    shop.advance(10)
     want: dict[str, dict[str, Any]] = {}
     for name, listings in (
         (
             "base-1",
-            [(i["identifier"], Fraction(i["price"])) for i in base_items(shop) if base_buyable(i)],
+            [(i["identifier"], Fraction(i["price"])) for i in base_items(sim) if base_buyable(i)],
         ),
-        ("ebay-1", [(o["sku"], ebay_yen(o)) for o in ebay_offers(shop) if ebay_buyable(o)]),
+        ("ebay-1", [(o["sku"], ebay_yen(o)) for o in ebay_offers(sim) if ebay_buyable(o)]),
     ):
         over = sum(1 for asin, _ in listings if costs[asin] is None)
         gaps: list[Fraction] = []
@@ -416,15 +413,41 @@ def test_market_steps_match_the_truth(shop: SimClient) -> None:
             if cost is not None and cost > price:
                 gaps.append(cost - price)
         want[name] = {"oversold_now": over, "under_cost_now": len(gaps), "gap": sum(gaps)}
-    figures = exposure(shop)["accounts"]
-    assert want["base-1"]["oversold_now"] > 0  # the step sold some out
+    return want
+
+
+def assert_judged(sim: SimClient, want: dict[str, dict[str, Any]], seconds: float) -> None:
+    figures = exposure(sim)["accounts"]
     for name, expected in want.items():
         got = figures[name]
         assert got["oversold_now"] == expected["oversold_now"]
         assert got["under_cost_now"] == expected["under_cost_now"]
-        assert got["oversell_s"] == pytest.approx(10 * expected["oversold_now"], abs=EXACT)
-        assert got["under_cost_s"] == pytest.approx(10 * expected["under_cost_now"], abs=EXACT)
-        assert got["under_cost_yen_s"] == pytest.approx(float(10 * expected["gap"]), abs=1e-2)
+        assert got["oversell_s"] == pytest.approx(seconds * expected["oversold_now"], abs=EXACT)
+        assert got["under_cost_s"] == pytest.approx(seconds * expected["under_cost_now"], abs=EXACT)
+        assert got["under_cost_yen_s"] == pytest.approx(float(seconds * expected["gap"]), abs=1e-2)
+
+
+def test_market_steps_match_the_truth(shop: SimClient) -> None:
+    """After a market step (``at`` = now), every listing is judged from the truth."""
+    reset(shop)
+    shop.control("POST", "/market/step", {"fraction": 0.6, "seed": 7})
+    want = judge(shop)
+    assert want["base-1"]["oversold_now"] > 0  # the step sold some out
+    shop.advance(10)
+    assert_judged(shop, want, 10)
+
+
+def test_a_drifted_shop_is_exposed_from_the_start(make_sim: SimFactory) -> None:
+    """The drift moved the market before the meter started: what it left wrong counts from
+    the first second (but is no sell-out: none was seen happening)."""
+    sim = make_sim(products=80, drift=0.5, ebay_share=0.5)
+    sim.freeze()
+    reset(sim)
+    want = judge(sim)
+    assert want["base-1"]["oversold_now"] > 0
+    sim.advance(30)
+    assert_judged(sim, want, 30)
+    assert exposure(sim)["total"]["sellouts"]["count"] == 0
 
 
 def test_figures_hold_at_speed(make_sim: SimFactory) -> None:
