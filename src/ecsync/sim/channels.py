@@ -8,6 +8,7 @@ a client really wrote. Items use ``__slots__`` because a shop may hold 100,000 o
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -149,28 +150,41 @@ class BaseAccount:
         self.suspended = False
         self.deny_authorization = False
         self.items: dict[int, BaseItem] = {}
+        # Told (account, item id, simulated time) of every add, edit and delete made with a
+        # time: the exposure meter listens here. None while seeding, which passes no time.
+        self.listener: Callable[[str, int, float], None] | None = None
         self._by_modified: dict[int, BaseItem] = {}
         self._ordered: dict[str, list[BaseItem]] = {}
         self.hour = FixedWindow(HOUR, BASE_HOURLY_LIMIT)
         self.day = FixedWindow(DAY, BASE_DAILY_LIMIT, offset=JST_OFFSET)
 
-    def add(self, item: BaseItem) -> None:
+    def add(self, item: BaseItem, at: float | None = None) -> None:
+        """Add an item; ``at`` (simulated time) tells the listener, seeding passes none."""
         self.items[item.item_id] = item
         self._by_modified[item.item_id] = item
         self._ordered.clear()
+        self._tell(item.item_id, at)
 
     def touch(self, item: BaseItem, now: float) -> None:
-        """Record an edit: ``modified`` moves on and the item becomes the latest modified."""
+        """Record an edit: ``modified`` moves on and the item becomes the latest modified.
+
+        Every edit (API or by hand) ends here, so this is where the listener hears of it."""
         item.modified = int(now)
         self._by_modified.pop(item.item_id, None)
         self._by_modified[item.item_id] = item
         self._ordered.pop("modified", None)
         self._ordered.pop("modified:desc", None)
+        self._tell(item.item_id, now)
 
-    def delete(self, item_id: int) -> None:
+    def delete(self, item_id: int, at: float | None = None) -> None:
         del self.items[item_id]
         del self._by_modified[item_id]
         self._ordered.clear()
+        self._tell(item_id, at)
+
+    def _tell(self, item_id: int, at: float | None) -> None:
+        if at is not None and self.listener is not None:
+            self.listener(self.name, item_id, at)
 
     def ordered(self, order: str, descending: bool) -> list[BaseItem]:
         """Items by ``list_order``, ``created`` (both: list order; ties by item id) or
@@ -266,6 +280,9 @@ class EbayAccount:
         self.refresh_token = f"sim-ebay-refresh-{index}"
         self.by_sku: dict[str, EbayOffer] = {}
         self.by_offer_id: dict[str, EbayOffer] = {}
+        # Told (account, SKU, simulated time) of every add, revision, publish, withdraw and
+        # removal made with a time: the exposure meter listens here (None while seeding).
+        self.listener: Callable[[str, str, float], None] | None = None
         self.calls = FixedWindow(DAY, EBAY_DAILY_CALL_LIMIT)
         self.feed_calls = FixedWindow(DAY, EBAY_FEED_DAILY_CALLS)
         self.revisions = WindowCounters(DAY, EBAY_DAILY_REVISIONS)
@@ -276,14 +293,26 @@ class EbayAccount:
         self.report_limit = EBAY_DAILY_REPORTS
         self._reports: deque[float] = deque()  # creation times of the last 24 h's reports
 
-    def add(self, offer: EbayOffer) -> None:
+    def add(self, offer: EbayOffer, at: float | None = None) -> None:
+        """Add an offer; ``at`` (simulated time) tells the listener, seeding passes none."""
         self.by_sku[offer.sku] = offer
         self.by_offer_id[offer.offer_id] = offer
+        self._tell(offer.sku, at)
 
-    def remove(self, offer: EbayOffer) -> None:
+    def touch(self, offer: EbayOffer, now: float) -> None:
+        """Record a change of the offer's price, quantity or status (API or by hand): the
+        one place the listener hears of edits, so no route can forget to tell it."""
+        self._tell(offer.sku, now)
+
+    def remove(self, offer: EbayOffer, at: float | None = None) -> None:
         """The seller deleted the offer: eBay answers 404 / 25713 for it from now on."""
         del self.by_sku[offer.sku]
         del self.by_offer_id[offer.offer_id]
+        self._tell(offer.sku, at)
+
+    def _tell(self, sku: str, at: float | None) -> None:
+        if at is not None and self.listener is not None:
+            self.listener(self.name, sku, at)
 
     def take_report(self, now: float) -> bool:
         """Count one report task in the rolling 24 h; False when the limit is reached."""

@@ -63,6 +63,8 @@ class Control:
             Route("/_sim/stats/reset", self.stats_reset, methods=["POST"]),
             Route("/_sim/amazon/{asin}", self.amazon, methods=["GET", "PUT"]),
             Route("/_sim/market/step", self.market_step, methods=["POST"]),
+            Route("/_sim/exposure", self.exposure, methods=["GET"]),
+            Route("/_sim/exposure/reset", self.exposure_reset, methods=["POST"]),
             Route("/_sim/faults", self.faults, methods=["GET", "PUT", "PATCH"]),
             Route("/_sim/clock", self.clock, methods=["GET", "PUT"]),
             Route("/_sim/clock/advance", self.clock_advance, methods=["POST"]),
@@ -213,6 +215,26 @@ class Control:
         state.steps += 1
         return json_response(counts)
 
+    # --- exposure ---------------------------------------------------------------------
+
+    async def exposure(self, request: Request) -> Response:
+        """The exposure meter's figures up to now (the market events due were applied first
+        by the app's middleware, so they are counted)."""
+        meter = self.state.exposure
+        if meter is None:
+            return _bad("the exposure meter is not attached", 409)
+        return json_response(meter.snapshot(self.state.clock.now()))
+
+    async def exposure_reset(self, request: Request) -> Response:
+        """Count from now on (e.g. once a benchmark's shop is set up); answers the zeroed
+        figures."""
+        meter = self.state.exposure
+        if meter is None:
+            return _bad("the exposure meter is not attached", 409)
+        now = self.state.clock.now()
+        meter.reset(now)
+        return json_response(meter.snapshot(now))
+
     # --- faults and time --------------------------------------------------------------
 
     async def faults(self, request: Request) -> Response:
@@ -302,7 +324,7 @@ class Control:
         if item is None:
             return _bad(f"item {item_id} not found", 404)
         if request.method == "DELETE":
-            account.delete(item_id)
+            account.delete(item_id, at=self.state.clock.now())
             return json_response({"deleted": item_id})
         if request.method == "PATCH":
             try:
@@ -372,7 +394,7 @@ class Control:
         if offer is None:
             return _bad("offer not found", 404)
         if request.method == "DELETE":
-            account.remove(offer)
+            account.remove(offer, at=self.state.clock.now())
             return json_response({"deleted": offer.to_json()})
         if request.method == "PATCH":
             try:
@@ -399,6 +421,8 @@ class Control:
                     offer.status = body["status"]
             except BadBody as exc:
                 return _bad(str(exc))
+            finally:  # a bad field after a good one leaves the good one applied
+                account.touch(offer, self.state.clock.now())
         return json_response(offer.to_json())
 
 

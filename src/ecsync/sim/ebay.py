@@ -354,6 +354,7 @@ class EbayApi:
                 ebay_error(25004, "Invalid quantity. The available quantity must be above 0."),
             )
         offer.status = status
+        account.touch(offer, self.state.clock.now())
         self.state.stats.ebay[account.name].writes += 1
         return self._respond({"listingId": offer.listing_id, "warnings": []})
 
@@ -447,11 +448,13 @@ class EbayApi:
                 )
         if ship_quantity is not None:
             item.ship_quantity = ship_quantity
+            account.touch(item, now)
         for offer, price_cents, quantity in updates:
             if price_cents is not None:
                 offer.price_cents = price_cents
             if quantity is not None:
                 offer.quantity = quantity
+            account.touch(offer, now)
         if not updates:
             return [_result(200, sku, None, [])]
         return [_result(200, sku, offer.offer_id, []) for offer, _, _ in updates]
