@@ -326,10 +326,14 @@ class Market:
         return self.by_asin.get(asin)
 
     def offers(self, product: Product) -> list[Offer]:
+        return self.unpack(product.offers)
+
+    def unpack(self, packed: bytes) -> list[Offer]:
+        """Offers packed as a product holds them, as :class:`Offer` objects, in order."""
         sellers = self._sellers
         out = []
         for seller, price, ship, points, low, high, avail, day, flags in _PACKED.iter_unpack(
-            product.offers
+            packed
         ):
             out.append(
                 Offer(
@@ -377,6 +381,49 @@ class Market:
         """Tell the listener that ``product``'s offers changed at simulated time ``at``."""
         if at is not None and self.listener is not None:
             self.listener(product, at)
+
+    # Small writing blocks for the market events (sim/events.py), which must change one
+    # product at a time without unpacking more than they need.
+
+    @staticmethod
+    def split(packed: bytes) -> list[bytes]:
+        """Packed offers one by one, in the order :meth:`unpack` lists them."""
+        size = _PACKED.size
+        return [packed[i : i + size] for i in range(0, len(packed), size)]
+
+    @staticmethod
+    def scaled(packed: bytes, factor: float) -> bytes:
+        """One packed offer with its price and points scaled (shipping stays), as a step
+        moves prices."""
+        seller, price, ship, points, *rest = _PACKED.unpack(packed)
+        return _PACKED.pack(
+            seller, max(1, round(price * factor)), ship, round(points * factor), *rest
+        )
+
+    def eligible_offer(self, rng: random.Random, landed: int, featured: bool) -> bytes:
+        """A new offer, available now, shipping within 24-72 h, landed at ``landed`` yen
+        (price + shipping): one a reseller could buy from."""
+        seller = 1 + rng.randrange(SELLER_POOL - 1)
+        shipping = rng.choice(_SHIPPING)
+        if shipping >= landed:
+            shipping = 0
+        max_hours = rng.choice(_HANDLING)
+        min_hours = 0 if max_hours == 24 else max_hours - 24
+        flags = _FEATURED if featured else 0
+        return _PACKED.pack(
+            seller, landed - shipping, shipping, 0, min_hours, max_hours, 0, 0, flags
+        )
+
+    def fresh_offers(self, rng: random.Random, base: int) -> bytes:
+        """A product's offers as the generator makes them (a restock starts afresh)."""
+        return self._fresh_offers(rng, base)
+
+    def put_offers(self, product: Product, packed: Iterable[bytes], at: float | None) -> None:
+        """Replace ``product``'s offers with ``packed`` (sorted here), bump its version and
+        tell the listener."""
+        product.offers = self._sorted(packed)
+        product.version += 1
+        self.changed(product, at)
 
     def set_offers(self, asin: str, offers: list[Offer], at: float | None = None) -> Product:
         """Replace an ASIN's offers; an unknown ASIN joins the catalog (for test vectors).
