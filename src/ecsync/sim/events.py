@@ -260,9 +260,11 @@ class MarketEvents:
         cost_before = source_cost(before)
         winner = buy_box_index(before)
         box_before = before[winner].landed if winner >= 0 else None
-        kind, packed = self._outcome(random.Random(seed), product, before, cost_before, winner)
+        rng = random.Random(seed)
+        kind, packed, after = self._outcome(rng, product, before, cost_before, winner)
         market.put_offers(product, packed, at)
-        after = market.offers(product)
+        if after is None:
+            after = market.offers(product)
         cost_after = source_cost(after)
         winner = buy_box_index(after)
         box_after = after[winner].landed if winner >= 0 else None
@@ -275,37 +277,41 @@ class MarketEvents:
         offers: list[Offer],
         cost: int | None,
         winner: int,
-    ) -> tuple[int, list[bytes]]:
-        """The event's kind and the product's new packed offers (see the module doc)."""
+    ) -> tuple[int, list[bytes], list[Offer] | None]:
+        """The event's kind, the product's new packed offers and, when they are already at
+        hand in Amazon's order, the new offers unpacked (see the module doc)."""
         market = self.market
         if cost is None:
             while True:
                 packed = market.fresh_offers(rng, product.base_price)
-                if source_cost(market.unpack(packed)) is not None:
-                    return RESTOCKED, market.split(packed)
+                fresh = market.unpack(packed)  # sorted already
+                if source_cost(fresh) is not None:
+                    return RESTOCKED, market.split(packed), fresh
         rows = market.split(product.offers)
         roll = rng.random()
         kind = next(k for bound, k in _DRAW if roll < bound)
+        if kind in (PRICE_UP, PRICE_DOWN):
+            return kind, self._price_move(rng, kind, rows), None
         eligible = [i for i, offer in enumerate(offers) if _eligible(offer)]
         removable = [i for i in eligible if i != winner]
         can_add = len(rows) < MAX_OFFERS
         if kind == OFFER_ADDED and not can_add:
             kind = OFFER_REMOVED
         if kind == OFFER_REMOVED and not removable:
-            # Neither an offer to remove nor room for one more: a price move instead.
-            coin = PRICE_UP if rng.random() < 0.5 else PRICE_DOWN
-            kind = OFFER_ADDED if can_add else coin
-        if kind in (PRICE_UP, PRICE_DOWN):
-            change = rng.uniform(0.05, 0.30)
-            factor = 1 + change if kind == PRICE_UP else 1 - change
-            return kind, [market.scaled(row, factor) for row in rows]
+            if not can_add:  # neither an offer to remove nor room for one more
+                kind = PRICE_UP if rng.random() < 0.5 else PRICE_DOWN
+                return kind, self._price_move(rng, kind, rows), None
+            kind = OFFER_ADDED
         if kind == SOLD_OUT:
-            keep = set(eligible)
-            ineligible = [row for i, row in enumerate(rows) if i not in keep]
-            return kind, ineligible if ineligible and rng.random() < 0.25 else []
+            if rng.random() < 0.25:  # only the eligible offers leave (if others exist)
+                leaving = set(eligible)
+                kept = [i for i in range(len(rows)) if i not in leaving]
+            else:
+                kept = []
+            return kind, [rows[i] for i in kept], [offers[i] for i in kept]
         if kind == OFFER_REMOVED:
             gone = removable[rng.randrange(len(removable))]
-            return kind, rows[:gone] + rows[gone + 1 :]
+            return kind, rows[:gone] + rows[gone + 1 :], offers[:gone] + offers[gone + 1 :]
         if winner >= 0:  # above the buy box: it keeps its holder and price
             box = offers[winner].landed
             landed = box + max(1, round(box * rng.uniform(0.01, 0.25)))
@@ -313,7 +319,12 @@ class MarketEvents:
         else:  # no buy box: a featured offer would create one
             landed = max(1, round(cost * rng.uniform(0.95, 1.25)))
             featured = False
-        return kind, [*rows, market.eligible_offer(rng, landed, featured)]
+        return kind, [*rows, market.eligible_offer(rng, landed, featured)], None
+
+    def _price_move(self, rng: random.Random, kind: int, rows: list[bytes]) -> list[bytes]:
+        change = rng.uniform(0.05, 0.30)
+        factor = 1 + change if kind == PRICE_UP else 1 - change
+        return [self.market.scaled(row, factor) for row in rows]
 
     def _log(
         self,

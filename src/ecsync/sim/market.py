@@ -52,6 +52,7 @@ _STEP_HANDLING = (24, 48, 72, 96, 168)
 
 # seller index, price, shipping, points, min hours, max hours, availability, day, flags
 _PACKED = struct.Struct("<IIIIHHBHB")
+_LANDED = struct.Struct("<4xII")  # price and shipping, the sort key
 _FBA, _PRIME, _FEATURED = 1, 2, 4
 _SUB_SHIFT = 3
 
@@ -317,7 +318,7 @@ class Market:
     def _sorted(packed: Iterable[bytes]) -> bytes:
         """Offers ordered by landed price, cheapest first, as Amazon lists them."""
         items = list(packed)[:MAX_OFFERS]
-        items.sort(key=lambda p: (_PACKED.unpack(p)[1] + _PACKED.unpack(p)[2], p))
+        items.sort(key=lambda p: (sum(_LANDED.unpack_from(p)), p))
         return b"".join(items)
 
     # --- reading ----------------------------------------------------------------------
@@ -336,19 +337,19 @@ class Market:
             packed
         ):
             out.append(
-                Offer(
-                    seller_id=sellers[seller],
-                    price=price,
-                    shipping=ship,
-                    points=points,
-                    min_hours=low,
-                    max_hours=high,
-                    availability=AVAILABILITY_TYPES[avail],
-                    available_date=date.fromordinal(_EPOCH + day).isoformat() if day else "",
-                    fba=bool(flags & _FBA),
-                    prime=bool(flags & _PRIME),
-                    sub_condition=SUB_CONDITIONS[flags >> _SUB_SHIFT],
-                    featured=bool(flags & _FEATURED),
+                Offer(  # positional, in field order: a third cheaper than keywords
+                    sellers[seller],
+                    price,
+                    ship,
+                    points,
+                    low,
+                    high,
+                    AVAILABILITY_TYPES[avail],
+                    date.fromordinal(_EPOCH + day).isoformat() if day else "",
+                    bool(flags & _FBA),
+                    bool(flags & _PRIME),
+                    SUB_CONDITIONS[flags >> _SUB_SHIFT],
+                    bool(flags & _FEATURED),
                 )
             )
         return out
