@@ -44,9 +44,9 @@ def main() -> None:
     built = time.perf_counter() - began
 
     end = T0 + args.hours * 3600
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     applied = events.advance(end)
-    spent = time.perf_counter() - began
+    spent, cpu = time.perf_counter() - began, time.process_time() - cpu
 
     rounds = 200_000
     began = time.perf_counter()
@@ -64,10 +64,13 @@ def main() -> None:
     if applied:
         print(
             f"  {applied:,} events applied in {spent:.2f} s: {applied / spent:,.0f} events/s, "
-            f"{spent / applied * 1e6:.1f} us an event (chunk generation included)"
+            f"{spent / applied * 1e6:.1f} us an event (chunk generation included); "
+            f"CPU {cpu / applied * 1e6:.1f} us an event"
         )
     print(f"  idle advance (nothing due): {idle * 1e9:.0f} ns")
     print(f"  peak RSS {rss:.0f} MB")
+    offers = [p.offer_count for p in market.products]
+    print(f"  offers a product at the end: mean {sum(offers) / len(offers):.1f}, max {max(offers)}")
 
 
 if __name__ == "__main__":
