@@ -247,8 +247,9 @@ class MarketEvents:
             if at > now:
                 self._due = at
                 return applied
-            self._apply(at, self._products[self._pos], self._seeds[self._pos])
-            self._pos += 1
+            position = self._pos
+            self._pos += 1  # first: an event that raised must not fail every later request
+            self._apply(at, self._products[position], self._seeds[position])
             applied += 1
 
     # --- one event --------------------------------------------------------------------
