@@ -59,6 +59,14 @@ def sim_command(
             help="skewed (a few hot products make most events) or uniform (one rate for all).",
         ),
     ] = "skewed",
+    market_hold: Annotated[
+        bool,
+        typer.Option(
+            "--market-hold",
+            help="Keep the market still until POST /_sim/market/start, which starts its "
+            "schedule at that moment (set a shop up first, then start the day).",
+        ),
+    ] = False,
     speed: Annotated[
         float, typer.Option("--speed", help="Every rate limit and clock runs this much faster.")
     ] = 1.0,
@@ -92,6 +100,7 @@ def sim_command(
         drift=drift,
         market_rate=market_rate,
         volatility=volatility,
+        market_hold=market_hold,
         speed=speed,
         faults=faults,
         write_config=write_config,

@@ -7,6 +7,7 @@ Never subject to faults, tokens or rate limits: a test must always be able to lo
 from __future__ import annotations
 
 import logging
+import math
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -16,6 +17,7 @@ from starlette.routing import Route
 
 from ecsync.sim import payloads
 from ecsync.sim.channels import BaseAccount, EbayAccount, price_to_cents
+from ecsync.sim.events import KEEP, still_report
 from ecsync.sim.faults import FaultError
 from ecsync.sim.market import Offer
 from ecsync.sim.seeding import config_text
@@ -65,6 +67,9 @@ class Control:
             Route("/_sim/market/step", self.market_step, methods=["POST"]),
             Route("/_sim/exposure", self.exposure, methods=["GET"]),
             Route("/_sim/exposure/reset", self.exposure_reset, methods=["POST"]),
+            Route("/_sim/market", self.market_summary, methods=["GET"]),
+            Route("/_sim/market/events", self.market_events, methods=["GET"]),
+            Route("/_sim/market/start", self.market_start, methods=["POST"]),
             Route("/_sim/faults", self.faults, methods=["GET", "PUT", "PATCH"]),
             Route("/_sim/clock", self.clock, methods=["GET", "PUT"]),
             Route("/_sim/clock/advance", self.clock_advance, methods=["POST"]),
@@ -234,6 +239,49 @@ class Control:
         now = self.state.clock.now()
         meter.reset(now)
         return json_response(meter.snapshot(now))
+
+    # --- the moving market (sim/events.py) --------------------------------------------
+
+    async def market_summary(self, request: Request) -> Response:
+        """The schedule's settings (rate, volatility, start, held, share of the rate the 10 %
+        hottest products hold) and what it applied so far."""
+        state = self.state
+        now = state.clock.now()
+        if state.events is None:
+            return json_response(still_report(now, None, state.options.volatility, None))
+        return json_response(state.events.summary(now))
+
+    async def market_events(self, request: Request) -> Response:
+        """``?since=T&limit=N``: the events applied at or after simulated time T (default:
+        the schedule's start), oldest first, at most N (default 10,000; 0 for counts only).
+        The request itself applied every event due by now first (``_MarketFirst``)."""
+        state = self.state
+        now = state.clock.now()
+        try:
+            since = _query_number(request, "since")
+            if since is not None and since > now:
+                raise BadBody(f"since: {since} lies in the future (the clock is at {now})")
+            limit = _query_limit(request)
+        except BadBody as exc:
+            return _bad(str(exc))
+        if state.events is None:
+            return json_response(still_report(now, since, state.options.volatility, limit))
+        start = state.events.start if since is None else since
+        return json_response(state.events.report(now, start, limit))
+
+    async def market_start(self, request: Request) -> Response:
+        """Start a ``--market-hold`` market: its schedule begins now. 409 when the market
+        is already moving (its start would not be where the caller thinks) or still."""
+        state = self.state
+        now = state.clock.now()
+        if state.events is None:
+            return _bad("the market does not move (--market-rate 0)", 409)
+        try:
+            state.events.start_at(now)
+        except ValueError as exc:
+            return _bad(str(exc), 409)
+        log.info("market schedule started at %s", now)
+        return json_response(state.events.report(now, now, None))
 
     # --- faults and time --------------------------------------------------------------
 
@@ -424,6 +472,37 @@ class Control:
             finally:  # a bad field after a good one leaves the good one applied
                 account.touch(offer, self.state.clock.now())
         return json_response(offer.to_json())
+
+
+DEFAULT_EVENT_LIMIT = 10_000
+
+
+def _query_number(request: Request, key: str) -> float | None:
+    raw = request.query_params.get(key)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadBody(
+            f"{key}: a number (simulated epoch seconds) is required, not {raw!r}"
+        ) from None
+    if not math.isfinite(value):
+        raise BadBody(f"{key}: a finite number is required, not {raw!r}")
+    return value
+
+
+def _query_limit(request: Request) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return DEFAULT_EVENT_LIMIT
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = -1
+    if not 0 <= limit <= KEEP:
+        raise BadBody(f"limit: an integer from 0 to {KEEP} is required, not {raw!r}")
+    return limit
 
 
 def _set_unknown(unknown: set[str], asin: str, body: dict[str, Any]) -> None:

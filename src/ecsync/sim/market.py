@@ -52,6 +52,7 @@ _STEP_HANDLING = (24, 48, 72, 96, 168)
 
 # seller index, price, shipping, points, min hours, max hours, availability, day, flags
 _PACKED = struct.Struct("<IIIIHHBHB")
+_LANDED = struct.Struct("<4xII")  # price and shipping, the sort key
 _FBA, _PRIME, _FEATURED = 1, 2, 4
 _SUB_SHIFT = 3
 
@@ -317,7 +318,7 @@ class Market:
     def _sorted(packed: Iterable[bytes]) -> bytes:
         """Offers ordered by landed price, cheapest first, as Amazon lists them."""
         items = list(packed)[:MAX_OFFERS]
-        items.sort(key=lambda p: (_PACKED.unpack(p)[1] + _PACKED.unpack(p)[2], p))
+        items.sort(key=lambda p: (sum(_LANDED.unpack_from(p)), p))
         return b"".join(items)
 
     # --- reading ----------------------------------------------------------------------
@@ -326,25 +327,29 @@ class Market:
         return self.by_asin.get(asin)
 
     def offers(self, product: Product) -> list[Offer]:
+        return self.unpack(product.offers)
+
+    def unpack(self, packed: bytes) -> list[Offer]:
+        """Offers packed as a product holds them, as :class:`Offer` objects, in order."""
         sellers = self._sellers
         out = []
         for seller, price, ship, points, low, high, avail, day, flags in _PACKED.iter_unpack(
-            product.offers
+            packed
         ):
             out.append(
-                Offer(
-                    seller_id=sellers[seller],
-                    price=price,
-                    shipping=ship,
-                    points=points,
-                    min_hours=low,
-                    max_hours=high,
-                    availability=AVAILABILITY_TYPES[avail],
-                    available_date=date.fromordinal(_EPOCH + day).isoformat() if day else "",
-                    fba=bool(flags & _FBA),
-                    prime=bool(flags & _PRIME),
-                    sub_condition=SUB_CONDITIONS[flags >> _SUB_SHIFT],
-                    featured=bool(flags & _FEATURED),
+                Offer(  # positional, in field order: a third cheaper than keywords
+                    sellers[seller],
+                    price,
+                    ship,
+                    points,
+                    low,
+                    high,
+                    AVAILABILITY_TYPES[avail],
+                    date.fromordinal(_EPOCH + day).isoformat() if day else "",
+                    bool(flags & _FBA),
+                    bool(flags & _PRIME),
+                    SUB_CONDITIONS[flags >> _SUB_SHIFT],
+                    bool(flags & _FEATURED),
                 )
             )
         return out
@@ -377,6 +382,49 @@ class Market:
         """Tell the listener that ``product``'s offers changed at simulated time ``at``."""
         if at is not None and self.listener is not None:
             self.listener(product, at)
+
+    # Small writing blocks for the market events (sim/events.py), which must change one
+    # product at a time without unpacking more than they need.
+
+    @staticmethod
+    def split(packed: bytes) -> list[bytes]:
+        """Packed offers one by one, in the order :meth:`unpack` lists them."""
+        size = _PACKED.size
+        return [packed[i : i + size] for i in range(0, len(packed), size)]
+
+    @staticmethod
+    def scaled(packed: bytes, factor: float) -> bytes:
+        """One packed offer with its price and points scaled (shipping stays), as a step
+        moves prices."""
+        seller, price, ship, points, *rest = _PACKED.unpack(packed)
+        return _PACKED.pack(
+            seller, max(1, round(price * factor)), ship, round(points * factor), *rest
+        )
+
+    def eligible_offer(self, rng: random.Random, landed: int, featured: bool) -> bytes:
+        """A new offer, available now, shipping within 24-72 h, landed at ``landed`` yen
+        (price + shipping): one a reseller could buy from."""
+        seller = 1 + rng.randrange(SELLER_POOL - 1)
+        shipping = rng.choice(_SHIPPING)
+        if shipping >= landed:
+            shipping = 0
+        max_hours = rng.choice(_HANDLING)
+        min_hours = 0 if max_hours == 24 else max_hours - 24
+        flags = _FEATURED if featured else 0
+        return _PACKED.pack(
+            seller, landed - shipping, shipping, 0, min_hours, max_hours, 0, 0, flags
+        )
+
+    def fresh_offers(self, rng: random.Random, base: int) -> bytes:
+        """A product's offers as the generator makes them (a restock starts afresh)."""
+        return self._fresh_offers(rng, base)
+
+    def put_offers(self, product: Product, packed: Iterable[bytes], at: float | None) -> None:
+        """Replace ``product``'s offers with ``packed`` (sorted here), bump its version and
+        tell the listener."""
+        product.offers = self._sorted(packed)
+        product.version += 1
+        self.changed(product, at)
 
     def set_offers(self, asin: str, offers: list[Offer], at: float | None = None) -> Product:
         """Replace an ASIN's offers; an unknown ASIN joins the catalog (for test vectors).

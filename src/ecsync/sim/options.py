@@ -22,6 +22,7 @@ class SimOptions:
     drift: float = 0.1
     market_rate: float = 0.0  # mean market events per product per simulated day (0: still)
     volatility: str = "skewed"  # skewed | uniform: how the rate spreads over products
+    market_hold: bool = False  # the market stays still until POST /_sim/market/start
     speed: float = 1.0
     faults: str = ""
     write_config: Path | None = None

@@ -82,7 +82,12 @@ def attach_market_clock(state: SimState) -> None:
     state.market.listener = meter.asin_changed
     if options.market_rate > 0:
         state.events = MarketEvents(
-            state.market, options.seed, options.market_rate, options.volatility, start
+            state.market,
+            options.seed,
+            options.market_rate,
+            options.volatility,
+            start,
+            held=options.market_hold,
         )
 
 
