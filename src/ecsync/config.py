@@ -42,8 +42,9 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
-def parse_duration(value: object) -> timedelta:
-    """Accept ``3h``, ``30m``, ``900s``, ``1.5h``, a plain number of seconds, or a timedelta."""
+def parse_duration(value: object, *, allow_zero: bool = False) -> timedelta:
+    """Accept ``3h``, ``30m``, ``900s``, ``1.5h``, a plain number of seconds, or a timedelta;
+    zero only when ``allow_zero`` (``daemon --interval 0``: back to back)."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -52,7 +53,7 @@ def parse_duration(value: object) -> timedelta:
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     else:
         raise ValueError(f"not a duration: {value!r} (use e.g. 3h, 30m, 900s)")
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError(f"duration must be positive, got {value!r}")
     return timedelta(seconds=seconds)
 
