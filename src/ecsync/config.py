@@ -275,6 +275,11 @@ class GuardSettings(_Section):
     min_hides: int = Field(default=5, ge=1)
 
 
+# ``daemon --interval 0`` runs cycles back to back. A cycle's deadline, the age at which a
+# quote is stale, /healthz and the alert gap still need a period: the default cadence's.
+BACK_TO_BACK_PERIOD = timedelta(hours=3)
+
+
 class DaemonSettings(_Section):
     interval: Duration = timedelta(hours=3)
     deadline_fraction: float = Field(default=0.9, gt=0, le=1)
@@ -282,6 +287,12 @@ class DaemonSettings(_Section):
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     alerts: list[str] = []
+
+    @property
+    def period(self) -> timedelta:
+        """What deadlines, staleness and health are measured by: the interval, or for a zero
+        interval (back to back) the default cadence."""
+        return self.interval if self.interval > timedelta(0) else BACK_TO_BACK_PERIOD
 
 
 class RuntimeSettings(_Section):

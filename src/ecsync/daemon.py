@@ -60,9 +60,6 @@ LOCK_POLL_S = 1.0  # how often a due cycle re-tries a cycle lock held by a manua
 PROGRESS_LOG_S = 60.0  # a working cycle writes a progress line at least this often
 STORE_REFRESH_S = 60.0  # quote-age and budget gauges are re-read this often when idle
 ALERT_FLUSH_S = 0.5  # queued alerts get this long at shutdown
-# ``--interval 0`` runs cycles back to back. A cycle still needs a deadline (the daemon must
-# never hang silently) and /healthz a period to judge by: both take the default cadence's.
-BACK_TO_BACK_PERIOD = timedelta(hours=3)
 
 
 def human_duration(seconds: float) -> str:
@@ -132,10 +129,7 @@ class _FetchLog:
 def cycle_period_s(settings: Settings) -> float:
     """The real seconds a cycle is judged by (deadline, health, alert gap, quote age): the
     interval, or for a zero interval (back to back) the default cadence's."""
-    interval = settings.daemon.interval
-    return settings.scaled(
-        interval if interval > timedelta(0) else BACK_TO_BACK_PERIOD
-    ).total_seconds()
+    return settings.scaled(settings.daemon.period).total_seconds()
 
 
 class Daemon:

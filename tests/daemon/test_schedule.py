@@ -192,6 +192,10 @@ def test_interval_zero_runs_cycles_back_to_back(
     # (1 s is bookkeeping on a loaded machine; any sleep would be an interval of some length).
     assert all(0 <= gap < 1.0 for gap in gaps), gaps
     assert all(c["status"] == "ok" for c in cycles), [(c["status"], c["error"]) for c in cycles]
+    # Quotes a cycle just fetched are fresh: staleness is measured by the default cadence (2 x
+    # 3 h), not by twice a zero interval (which would call every quote stale and hide all).
+    stale = db.rows("SELECT reason FROM changes WHERE reason LIKE '%last good quote is%'")
+    assert stale == [], stale[:3]
     code, seconds = daemon.stop(signal.SIGTERM)
     assert code == 130 and seconds < PROMPT_STOP_S, (code, seconds)
     text = log_text(shop.dir)
