@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +254,7 @@ def _run_daemon(shop: Shop, args: argparse.Namespace, interval: str) -> dict[str
     sim.call("POST", "/_sim/exposure/reset")
     sim.call("POST", "/_sim/stats/reset")
     start = number(dig(started_answer, "start")) or sim.now()
+    started_wall = time.time()
     log = (shop.dir / "daemon.out").open("w", encoding="utf-8")
     daemon = subprocess.Popen(
         [*ECSYNC, "daemon", "--interval", interval],
@@ -306,7 +308,7 @@ def _run_daemon(shop: Shop, args: argparse.Namespace, interval: str) -> dict[str
         "daemon": {
             "exit": daemon.returncode,
             "stop_s": round(stop_s, 2),
-            **_cycles(shop, daemon.pid),
+            **_cycles(shop, daemon.pid, started_wall, args.speed),
         },
     }
 
@@ -323,19 +325,31 @@ def _progress(sim: Sim, start: float, now: float, wall_s: float) -> None:
     )
 
 
-def _cycles(shop: Shop, pid: int) -> dict[str, Any]:
-    """The daemon's cycles from its database (the journal every cycle writes)."""
+def _cycles(shop: Shop, pid: int, started_wall: float, speed: float) -> dict[str, Any]:
+    """The daemon's cycles from its database (the journal every cycle writes), and how long
+    after the market's start its first cycle began (its start-up is part of the day)."""
     path = shop.dir / "ecsync.db"
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as db:
             rows = db.execute(
                 "SELECT status, count(*) FROM cycles WHERE pid = ? GROUP BY status", (pid,)
             ).fetchall()
+            first = db.execute("SELECT min(started_at) FROM cycles WHERE pid = ?", (pid,))
+            first_at = first.fetchone()[0]
     except sqlite3.Error as exc:
         print(f"day: cycles not read from {path}: {exc}", file=sys.stderr)
-        return {"cycles": None, "cycles_by_status": None}
+        return {"cycles": None, "cycles_by_status": None, "first_cycle_after_s": None}
     by_status = {str(status): int(count) for status, count in rows}
-    return {"cycles": sum(by_status.values()), "cycles_by_status": by_status}
+    lag = None
+    if isinstance(first_at, str):
+        at = datetime.fromisoformat(first_at)
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)  # the journal stores UTC
+        lag = round((at.timestamp() - started_wall) * speed, 1)
+    return {
+        "cycles": sum(by_status.values()),
+        "cycles_by_status": by_status,
+        "first_cycle_after_s": lag,  # simulated seconds
+    }
 
 
 def say(text: str) -> None:
@@ -367,7 +381,7 @@ def figures(result: dict[str, Any]) -> list[tuple[str, float | None]]:
     rows.append(("market events", number(dig(events, "count"))))
     by_kind = dig(events, "by_kind")
     for kind in sorted(by_kind) if isinstance(by_kind, dict) else ():
-        rows.append((f"  {kind}", number(by_kind[kind])))
+        rows.append((f"  events {kind}", number(by_kind[kind])))
     spapi = dig(result, "stats", "spapi")
     requests = dig(spapi, "requests")
     throttled = dig(spapi, "throttled_by_operation")
@@ -400,6 +414,7 @@ def figures(result: dict[str, Any]) -> list[tuple[str, float | None]]:
     rows += [
         ("daemon cycles", number(dig(result, "daemon", "cycles"))),
         ("daemon cycles ok", number(dig(result, "daemon", "cycles_by_status", "ok"))),
+        ("first cycle after sim-min", minutes(dig(result, "daemon", "first_cycle_after_s"))),
         ("daemon peak RSS MiB", number(dig(result, "peak_rss_mib", "daemon"))),
         ("simulator peak RSS MiB", number(dig(result, "peak_rss_mib", "simulator"))),
         ("daemon stop s", number(dig(result, "daemon", "stop_s"))),
@@ -469,6 +484,8 @@ def main(argv: list[str] | None = None) -> None:
             print_run(result)
             sys.stdout.flush()
     if args.json:
+        for result in results:
+            result["figures"] = {label.strip(): value for label, value in figures(result)}
         if args.reference:
             print(json.dumps({"reference": results}, default=str))
         else:

@@ -109,7 +109,7 @@ def test_figures_from_the_documented_answers() -> None:
     assert rows["sell-out latency p50 min"] == 1.0
     assert rows["sell-out latency p95 min"] == 5.0
     assert rows["sell-out latency max min"] == 10.0
-    assert rows["market events"] == 9 and rows["  sold_out"] == 4
+    assert rows["market events"] == 9 and rows["  events sold_out"] == 4
     assert rows["SP-API requests"] == 42
     assert rows["  getItemOffersBatch throttled"] == 3
     assert rows["  getItemOffers throttled"] == 0
