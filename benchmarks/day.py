@@ -476,6 +476,11 @@ def print_comparison(results: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     intervals = REFERENCE_INTERVALS if args.reference else (args.interval,)
+    if args.reference:
+        say(
+            f"day: reference, intervals {' and '.join(intervals)} one after the other: "
+            f"{len(intervals)} x {args.hours * HOUR_S / args.speed:.0f} s wall, plus set-up"
+        )
     results = []
     for interval in intervals:
         result = run_day(args, interval)

@@ -376,6 +376,8 @@ async def drive(url: str, seconds: float, concurrency: int) -> None:
     print("token refreshes:", dict(tokens.refreshes))
     spapi = stats["spapi"]
     print("simulator saw:", spapi["requests"], "throttled", spapi["throttled"])
+    if "throttled_by_operation" in spapi:
+        print("throttled by operation:", spapi["throttled_by_operation"])
     if events.status == 200:
         moved = events.json()
         print(
