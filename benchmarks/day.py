@@ -250,7 +250,8 @@ def run_day(args: argparse.Namespace, interval: str) -> dict[str, Any]:
 def _run_daemon(shop: Shop, args: argparse.Namespace, interval: str) -> dict[str, Any]:
     sim = Sim(shop.http)
     # The same moment for all three: the day, the meter and the counters start together.
-    started_answer = sim.call("POST", "/_sim/market/start")
+    # A still market (rate 0) has no schedule to start (the simulator answers 409).
+    started_answer = sim.call("POST", "/_sim/market/start") if args.market_rate > 0 else None
     sim.call("POST", "/_sim/exposure/reset")
     sim.call("POST", "/_sim/stats/reset")
     start = number(dig(started_answer, "start")) or sim.now()
