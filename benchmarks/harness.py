@@ -28,15 +28,20 @@ class Shop:
     dir: Path
     config: Path
     http: httpx.Client
+    sim_pid: int = 0  # the simulator's process, for its memory (peak_rss_mib)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment an ``ecsync`` process against this shop runs with."""
+        return {**os.environ, "ECSYNC_CONFIG": str(self.config)}
 
     def run(
         self, *args: str, ok_codes: tuple[int, ...] = (0,)
     ) -> tuple[subprocess.CompletedProcess[str], float, float]:
         """Run ``ecsync ARGS``; returns the process, its wall time and its peak RSS in MiB."""
-        env = {**os.environ, "ECSYNC_CONFIG": str(self.config)}
         started = time.monotonic()
         done = subprocess.run(
-            [*ECSYNC, *args], capture_output=True, text=True, env=env, check=False
+            [*ECSYNC, *args], capture_output=True, text=True, env=self.env, check=False
         )
         wall = time.monotonic() - started
         peak = _peak_rss_mib()
@@ -64,6 +69,18 @@ def _peak_rss_mib() -> float:
     return maxrss / 1024
 
 
+def peak_rss_mib(pid: int) -> float | None:
+    """A live process's peak resident memory (Linux VmHWM), in MiB; None once it is gone.
+    Poll it during a run: it disappears with the process."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 @contextmanager
 def simulator_shop(*sim_args: str, pull: bool = True) -> Iterator[Shop]:
     """Start ``ecsync sim`` in its own process, write its config, init and (unless ``pull``
@@ -86,7 +103,11 @@ def simulator_shop(*sim_args: str, pull: bool = True) -> Iterator[Shop]:
         if not url:
             raise SystemExit("the simulator did not start")
         shop = Shop(
-            url=url, dir=directory, config=config, http=httpx.Client(base_url=url, timeout=60)
+            url=url,
+            dir=directory,
+            config=config,
+            http=httpx.Client(base_url=url, timeout=60),
+            sim_pid=proc.pid,
         )
         shop.run("init")
         if pull:

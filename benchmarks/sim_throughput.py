@@ -11,6 +11,11 @@ status, so throttling at the chosen speed is visible rather than hidden.
 
     .venv/bin/python benchmarks/sim_throughput.py [--seconds 10] [--concurrency 32]
     .venv/bin/python benchmarks/sim_throughput.py --memory        # 100,000 products
+    .venv/bin/python benchmarks/sim_throughput.py --products 100000 --market-rate 1
+
+With ``--market-rate R`` (``--volatility``) the market moves on its own while it serves:
+every request first applies the events due by then, so the throughput and the simulator's
+peak RSS (VmHWM, printed at the end) are those of a moving market.
 
 Prints figures; it is not a test.
 """
@@ -24,6 +29,7 @@ import contextlib
 import gc
 import json
 import multiprocessing
+import os
 import random
 import resource
 import statistics
@@ -37,6 +43,10 @@ from datetime import date
 from multiprocessing.queues import Queue
 from typing import Any
 from urllib.parse import urlencode
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import peak_rss_mib
 
 from ecsync.errors import Interrupted
 from ecsync.sim.market import Market
@@ -153,8 +163,11 @@ class Tokens:
                         "client_id": "sim-base-client-1",
                         "client_secret": "sim-base-secret-1",
                         "refresh_token": self.base_refresh,
+                        # BASE checks it against the app's registered one (sim/channels.py)
+                        "redirect_uri": "http://127.0.0.1/callback",
                     },
                 )
+                assert answer.status == 200, answer.body
                 self.base_refresh = answer.json()["refresh_token"]
             else:
                 basic = base64.b64encode(b"sim-ebay-client-1:sim-ebay-secret-1").decode()
@@ -340,6 +353,7 @@ async def drive(url: str, seconds: float, concurrency: int) -> None:
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     stats = (await control.request("GET", "/_sim/stats")).json()
+    events = await control.request("GET", "/_sim/market/events", params={"limit": 1})
     await control.close()
     for conn in tokens.conns.values():
         await conn.close()
@@ -362,6 +376,16 @@ async def drive(url: str, seconds: float, concurrency: int) -> None:
     print("token refreshes:", dict(tokens.refreshes))
     spapi = stats["spapi"]
     print("simulator saw:", spapi["requests"], "throttled", spapi["throttled"])
+    if "throttled_by_operation" in spapi:
+        print("throttled by operation:", spapi["throttled_by_operation"])
+    if events.status == 200:
+        moved = events.json()
+        print(
+            f"market: rate {moved.get('rate')}, {moved.get('volatility')}: "
+            f"{moved.get('count')} events so far {moved.get('by_kind')}"
+        )
+    else:
+        print(f"market: events n/a (GET /_sim/market/events answered {events.status})")
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -379,7 +403,7 @@ def rss_mib() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
-def memory(products: int) -> None:
+def memory(products: int, market_rate: float, volatility: str) -> None:
     tracemalloc.start()
     started = time.perf_counter()
     market = Market.generate(1, products, date.today())
@@ -395,7 +419,15 @@ def memory(products: int) -> None:
     # The whole simulator state: market, every product on BASE, eBay listings, seeded prices.
     before = rss_mib()
     started = time.perf_counter()
-    state = build_state(SimOptions(products=products, base_accounts=2, ebay_accounts=2))
+    state = build_state(
+        SimOptions(
+            products=products,
+            base_accounts=2,
+            ebay_accounts=2,
+            market_rate=market_rate,
+            volatility=volatility,
+        )
+    )
     built = time.perf_counter() - started
     after = rss_mib()
     items = sum(len(a.items) for a in state.base.values())
@@ -407,6 +439,7 @@ def memory(products: int) -> None:
     print(
         f"  process RSS {before:.0f} MiB before, {after:.0f} MiB after: +{after - before:.0f} MiB"
     )
+    print(f"  process peak RSS {peak_rss_mib(os.getpid()) or 0:.0f} MiB")
 
 
 def main() -> None:
@@ -416,11 +449,28 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=10_000)
     parser.add_argument("--speed", type=float, default=2000.0)
     parser.add_argument("--memory", action="store_true", help="measure 100,000 products")
+    parser.add_argument(
+        "--market-rate",
+        type=float,
+        default=0.0,
+        help="market events per product per simulated day (0: a still market)",
+    )
+    parser.add_argument("--volatility", default="skewed", help="skewed or uniform")
     args = parser.parse_args()
+    options = SimOptions(
+        products=args.products,
+        speed=args.speed,
+        ebay_share=0.2,
+        market_rate=args.market_rate,
+        volatility=args.volatility,
+    )
+    try:
+        options.check()
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.memory:
-        memory(100_000)
+        memory(100_000, args.market_rate, args.volatility)
         return
-    options = SimOptions(products=args.products, speed=args.speed, ebay_share=0.2)
     context = multiprocessing.get_context("spawn")
     queue: Queue[str] = context.Queue()
     process = context.Process(target=_serve, args=(options, queue), daemon=True)
@@ -428,6 +478,9 @@ def main() -> None:
     try:
         url = queue.get(timeout=300)
         asyncio.run(drive(url, args.seconds, args.concurrency))
+        assert process.pid is not None
+        peak = peak_rss_mib(process.pid)
+        print(f"simulator peak RSS: {peak:.0f} MiB" if peak else "simulator peak RSS: n/a")
     finally:
         process.terminate()
         process.join(timeout=10)

@@ -417,7 +417,7 @@ def sync(
         )
         settings = application.settings
         deadline_s = settings.scaled(
-            budget or settings.daemon.interval * settings.daemon.deadline_fraction
+            budget or settings.daemon.period * settings.daemon.deadline_fraction
         ).total_seconds()
         options = CycleOptions(
             scope=scope,

@@ -42,8 +42,9 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
-def parse_duration(value: object) -> timedelta:
-    """Accept ``3h``, ``30m``, ``900s``, ``1.5h``, a plain number of seconds, or a timedelta."""
+def parse_duration(value: object, *, allow_zero: bool = False) -> timedelta:
+    """Accept ``3h``, ``30m``, ``900s``, ``1.5h``, a plain number of seconds, or a timedelta;
+    zero only when ``allow_zero`` (``daemon --interval 0``: back to back)."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -52,7 +53,7 @@ def parse_duration(value: object) -> timedelta:
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     else:
         raise ValueError(f"not a duration: {value!r} (use e.g. 3h, 30m, 900s)")
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError(f"duration must be positive, got {value!r}")
     return timedelta(seconds=seconds)
 
@@ -274,6 +275,11 @@ class GuardSettings(_Section):
     min_hides: int = Field(default=5, ge=1)
 
 
+# ``daemon --interval 0`` runs cycles back to back. A cycle's deadline, the age at which a
+# quote is stale, /healthz and the alert gap still need a period: the default cadence's.
+BACK_TO_BACK_PERIOD = timedelta(hours=3)
+
+
 class DaemonSettings(_Section):
     interval: Duration = timedelta(hours=3)
     deadline_fraction: float = Field(default=0.9, gt=0, le=1)
@@ -281,6 +287,12 @@ class DaemonSettings(_Section):
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     alerts: list[str] = []
+
+    @property
+    def period(self) -> timedelta:
+        """What deadlines, staleness and health are measured by: the interval, or for a zero
+        interval (back to back) the default cadence."""
+        return self.interval if self.interval > timedelta(0) else BACK_TO_BACK_PERIOD
 
 
 class RuntimeSettings(_Section):

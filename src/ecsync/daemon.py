@@ -14,7 +14,8 @@ What the system ecsync replaces got wrong, and what this module does instead:
   process within 2 s from anywhere, keeping the work done (exit 130).
 - *Stale error counters re-ran whole cycles.* Each cycle gets a new runner with fresh
   counters; the next cycle starts one interval after the previous START, whatever the
-  outcome, never overlapping (an overrun is followed at once by the next, with a warning).
+  outcome, never overlapping (an overrun is followed at once by the next, with a warning);
+  ``--interval 0`` starts it as soon as the previous one ends.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from sqlalchemy.orm import Session
 from ecsync.alerts import DAEMON_STARTED, DAEMON_STOPPED, Alert, Alerts, cycle_alerts
 from ecsync.app import App
 from ecsync.clock import Clock, Stop, SystemClock
-from ecsync.config import parse_duration
+from ecsync.config import Settings, parse_duration
 from ecsync.engine.cycle import CycleOptions, CycleRunner
 from ecsync.engine.fetch import BatchReport, FetchStats
 from ecsync.engine.runtime import run_with_stop
@@ -125,6 +126,12 @@ class _FetchLog:
         )
 
 
+def cycle_period_s(settings: Settings) -> float:
+    """The real seconds a cycle is judged by (deadline, health, alert gap, quote age): the
+    interval, or for a zero interval (back to back) the default cadence's."""
+    return settings.scaled(settings.daemon.period).total_seconds()
+
+
 class Daemon:
     """The schedule loop. ``run`` returns only through ``Interrupted`` (or ``max_cycles``,
     for tests); the locks, the health server and the alert channel belong to the caller."""
@@ -151,7 +158,8 @@ class Daemon:
         self._clock = clock or SystemClock()
         settings = app.settings
         self.interval_s = settings.scaled(settings.daemon.interval).total_seconds()
-        self.deadline_s = self.interval_s * settings.daemon.deadline_fraction
+        self.period_s = cycle_period_s(settings)
+        self.deadline_s = self.period_s * settings.daemon.deadline_fraction
         self.cycles_run = 0
         self._state = "idle"
         self._phase = "starting"
@@ -168,11 +176,16 @@ class Daemon:
         scaled = (
             f" (time_scale {scale:g}: {settings.daemon.interval} simulated)" if scale != 1 else ""
         )
+        every = (
+            f"a cycle every {human_duration(self.interval_s)}"
+            if self.interval_s > 0
+            else "cycles back to back (interval 0)"
+        )
         log.info(
-            "daemon started: pid %d on %s, a cycle every %s%s, each with a deadline of %s",
+            "daemon started: pid %d on %s, %s%s, each with a deadline of %s",
             os.getpid(),
             socket.gethostname(),
-            human_duration(self.interval_s),
+            every,
             scaled,
             human_duration(self.deadline_s),
         )
@@ -180,8 +193,7 @@ class Daemon:
             Alert(
                 DAEMON_STARTED,
                 "daemon started",
-                f"ecsync daemon started (pid {os.getpid()}): a cycle every "
-                f"{human_duration(self.interval_s)}.",
+                f"ecsync daemon started (pid {os.getpid()}): {every}.",
                 "info",
             )
         )
@@ -237,7 +249,7 @@ class Daemon:
                 self._cycle_lock.release()
             self.cycles_run += 1
             took = self._clock.monotonic() - started
-            if took >= self.interval_s and not self._stop.is_set():
+            if 0 < self.interval_s <= took and not self._stop.is_set():
                 log.warning(
                     "the cycle took %s, longer than the interval (%s): the next one starts "
                     "now (cycles never overlap)",
@@ -513,7 +525,7 @@ class Daemon:
         def read(session: Session) -> tuple[dict[str, Any], dict[str, Any]]:
             now = datetime.now(UTC)
             return (
-                quote_view(session, now, self.interval_s),
+                quote_view(session, now, self.period_s),
                 budget_view(session, self._app.settings, now),
             )
 
@@ -567,11 +579,11 @@ def run_daemon(app: App, *, on_locked: Callable[[], None] | None = None) -> None
         cycle_lock = InstanceLock(
             app.sessions, "cycle", lock_path(settings.database_url, settings.config_path, "cycle")
         )
-        interval_s = settings.scaled(settings.daemon.interval).total_seconds()
+        period_s = cycle_period_s(settings)
         metrics = DaemonMetrics()
-        health = HealthState(interval_s=interval_s)
+        health = HealthState(interval_s=period_s)
         server = _health_server(app, health, metrics)
-        alerts = Alerts(settings.daemon.alerts, min_gap_s=interval_s)
+        alerts = Alerts(settings.daemon.alerts, min_gap_s=period_s)
         try:
             run_with_stop(
                 lambda stop: Daemon(
@@ -608,8 +620,9 @@ def _health_server(app: App, health: HealthState, metrics: DaemonMetrics) -> Hea
 
 
 def interval_override(value: str) -> timedelta:
-    """``--interval`` as a duration, or a usage error saying what is accepted."""
+    """``--interval`` as a duration, or a usage error saying what is accepted. Zero (``0``,
+    ``0s``, ``0h``) is accepted here: the next cycle starts as soon as the last one ends."""
     try:
-        return parse_duration(value)
+        return parse_duration(value, allow_zero=True)
     except ValueError as exc:
         raise UsageError(f"--interval: {exc}") from None

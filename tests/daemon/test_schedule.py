@@ -171,3 +171,35 @@ def test_a_manual_sync_beside_an_idle_daemon_never_rotates_its_log(
     for cycle in manual:  # the syncs' lines survived the daemon's rotation
         assert text.count(f"cycle {cycle} started") == 1
     assert "daemon stopping (SIGTERM received)" in text
+
+
+def test_interval_zero_runs_cycles_back_to_back(
+    shop_for_daemon: Callable[..., tuple[Shop, Db]],
+    daemons: Callable[..., DaemonProcess],
+) -> None:
+    shop, db = shop_for_daemon(speed=SPEED, products=120)
+    daemon = daemons(shop.config, "--interval", "0")
+    wait_for(lambda: len(db.finished(daemon.pid)) >= 3, "three cycles", timeout=60)
+    cycles = db.finished(daemon.pid)[:3]
+    gaps = [
+        (
+            datetime.fromisoformat(str(b["started_at"]))
+            - datetime.fromisoformat(str(a["finished_at"]))
+        ).total_seconds()
+        for a, b in itertools.pairwise(cycles)
+    ]
+    # The next cycle starts as soon as the last one ended: no interval's sleep between them
+    # (1 s is bookkeeping on a loaded machine; any sleep would be an interval of some length).
+    assert all(0 <= gap < 1.0 for gap in gaps), gaps
+    assert all(c["status"] == "ok" for c in cycles), [(c["status"], c["error"]) for c in cycles]
+    # Quotes a cycle just fetched are fresh: staleness is measured by the default cadence (2 x
+    # 3 h), not by twice a zero interval (which would call every quote stale and hide all).
+    stale = db.rows("SELECT reason FROM changes WHERE reason LIKE '%last good quote is%'")
+    assert stale == [], stale[:3]
+    code, seconds = daemon.stop(signal.SIGTERM)
+    assert code == 130 and seconds < PROMPT_STOP_S, (code, seconds)
+    text = log_text(shop.dir)
+    assert "cycles back to back (interval 0)" in text
+    # The deadline is the default cadence's (3 h x 0.9, at the simulator's speed), not zero.
+    assert f"each with a deadline of {10800 * 0.9 / SPEED:.1f} s" in text
+    assert "longer than the interval" not in text and "next cycle at" not in text

@@ -163,6 +163,16 @@ def test_durations(text: str | int, seconds: int) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
+@pytest.mark.parametrize("text", ["0", "0s", "0h", 0])
+def test_zero_is_a_duration_only_where_allowed(text: str | int) -> None:
+    # A config interval of 0 is refused; `daemon --interval 0` (back to back) allows it.
+    with pytest.raises(ValueError, match="duration must be positive"):
+        parse_duration(text)
+    assert parse_duration(text, allow_zero=True) == timedelta(0)
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("-1s", allow_zero=True)
+
+
 def test_cli_exits_2_with_the_message(
     write_config: Callable[[str], Path], cli: Callable[..., CliResult]
 ) -> None:

@@ -184,9 +184,7 @@ class CycleRunner:
                 options.scope,
                 cycle_id=summary.cycle_id,
                 stock_only=options.stock_only,
-                default_stale_after=self._app.settings.scaled(
-                    2 * self._app.settings.daemon.interval
-                ),
+                default_stale_after=self._app.settings.scaled(2 * self._app.settings.daemon.period),
                 keep_preview=options.dry_run,
             )
             if not options.dry_run:
