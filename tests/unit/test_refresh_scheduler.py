@@ -224,6 +224,27 @@ def test_the_censoring_correction_recovers_a_hot_rate() -> None:
     assert _learn(cold, 3600.0, 2000, True, 5) == pytest.approx(cold, rel=0.25)
 
 
+def test_a_stored_history_is_corrected_for_censoring_at_load() -> None:
+    weight = DAY
+    states = [
+        AsinState("SOME", stake=1, last_quote_s=0, changes=3, observed_s=10 * 3600.0, quotes=10),
+        AsinState("ALL", stake=1, last_quote_s=0, changes=5, observed_s=5 * 3600.0, quotes=5),
+        AsinState("UNKNOWN", stake=1, last_quote_s=0, changes=2, observed_s=3600.0),
+    ]
+    # 3 of 10 intervals changed: P = 1 - exp(-r d) = 0.3, so r d = -ln 0.7 per interval;
+    # every one of 5 changed: capped at 4.5 of 5, r d = -ln 0.1; no interval count: plain.
+    events = {"SOME": -10 * math.log(0.7), "ALL": -5 * math.log(0.1), "UNKNOWN": 2.0}
+    observed = {"SOME": 10 * 3600.0, "ALL": 5 * 3600.0, "UNKNOWN": 3600.0}
+    mean = (sum(events.values()) + 1.0 / DAY * weight) / (sum(observed.values()) + weight)
+    scheduler = _scheduler(states, prior_weight_s=weight)
+    assert scheduler.mean_rate() == pytest.approx(mean)
+    for asin in events:
+        expected = (events[asin] + mean * weight) / (observed[asin] + weight)
+        assert scheduler.rate(asin) == pytest.approx(expected), asin
+    plain = _scheduler(states, prior_weight_s=weight, correct_censoring=False)
+    assert plain.mean_rate() == pytest.approx((10 + 1.0) / (sum(observed.values()) + weight))
+
+
 # -- probes -----------------------------------------------------------------------------------
 
 

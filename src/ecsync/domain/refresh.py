@@ -62,6 +62,7 @@ class AsinState:
     last_quote_s: float | None = None  # epoch seconds of the last full quote (None: never)
     changes: int = 0  # full quotes that differed from the one before (price or stock)
     observed_s: float = 0.0  # seconds of quote history those changes were seen over
+    quotes: int = 0  # intervals (quote to quote) in observed_s; 0: unknown, no correction
 
     def __post_init__(self) -> None:
         where = f"AsinState({self.asin!r})"
@@ -75,6 +76,8 @@ class AsinState:
             raise ValueError(f"{where}.changes: negative ({self.changes})")
         if not math.isfinite(self.observed_s) or self.observed_s < 0:
             raise ValueError(f"{where}.observed_s: expected >= 0, got {self.observed_s!r}")
+        if self.quotes < 0:
+            raise ValueError(f"{where}.quotes: negative ({self.quotes})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +87,11 @@ class RefreshPolicy:
     ``overdue_share``: an ASIN counts as overdue (served oldest first, ahead of any
     priority) from ``overdue_share x max_quote_age_s``, so the queue of overdue ASINs drains
     before the hard bound is reached. ``correct_censoring``: see
-    :meth:`RefreshScheduler.quoted`. ``rebuild_s`` / ``min_ranked``: how often and how deep
-    the cached priority lists are rebuilt (cost, not behaviour).
+    :meth:`RefreshScheduler.quoted` (and ``AsinState.quotes`` for a stored history).
+    ``rebuild_s`` / ``min_ranked``: how often and how deep the cached priority lists are
+    rebuilt (cost more than behaviour: in benchmarks/scheduler.py at 16,000 ASINs, 60 s,
+    180 s and 600 s gave the same exposure within 5 %, at 1.8, 1.0 and 0.4 CPU s per
+    simulated hour).
     """
 
     max_quote_age_s: float = 6 * 3600.0
@@ -93,7 +99,7 @@ class RefreshPolicy:
     prior_weight_s: float = 86_400.0  # how much history the prior counts for
     overdue_share: float = 0.8
     correct_censoring: bool = True
-    rebuild_s: float = 60.0
+    rebuild_s: float = 300.0
     min_ranked: int = 256
 
     def __post_init__(self) -> None:
@@ -248,7 +254,10 @@ class RefreshScheduler:
 
     def _put_state(self, state: AsinState) -> int:
         lq = _NAN if state.last_quote_s is None else state.last_quote_s
-        return self._put(state.asin, state.stake, lq, float(state.changes), state.observed_s)
+        events = float(state.changes)
+        if self.policy.correct_censoring and 0 < state.changes <= state.quotes:
+            events = _censored_events(state.changes, state.quotes)
+        return self._put(state.asin, state.stake, lq, events, state.observed_s)
 
     def _put(self, asin: str, stake: float, lq: float, events: float, observed: float) -> int:
         if self._free:
@@ -575,6 +584,19 @@ class RefreshScheduler:
             "asins": len(self._index),
             "mean_rate_per_day": self.mean_rate() * DAY_S,
         }
+
+
+def _censored_events(changes: int, intervals: int) -> float:
+    """The events a stored history most likely hid, taking its intervals as equal.
+
+    ``changes`` of ``intervals`` quote-to-quote intervals showed a change; for a Poisson
+    process at rate r over intervals of length d, P(changed) = 1 - exp(-r d), so the maximum
+    likelihood is r d = -ln(1 - changes / intervals), i.e. ``-intervals x ln(1 - share)``
+    events over the history. A history where every interval changed has no finite
+    estimate: the share is capped at (intervals - 0.5) / intervals. Never below ``changes``.
+    """
+    share = min(changes, intervals - 0.5) / intervals
+    return max(float(changes), -intervals * math.log1p(-share))
 
 
 def _percentile(ordered: list[float], share: float) -> float | None:
