@@ -339,10 +339,15 @@ def test_metrics_quote_ages_and_queue() -> None:
     states += [AsinState("NEW_1", stake=1), AsinState("NEW_2", stake=1)]
     scheduler = _scheduler(states, max_quote_age_s=100.0)  # overdue from 80 s
     scheduler.probed("A0", -0.5, GONE)
+    scheduler.probed("A99", -0.5, UP)  # the oldest: contradicted, so not counted overdue
     metrics = scheduler.metrics(0.0)
     assert metrics["quote_age_s"] == {"p50": 50.0, "p95": 95.0, "max": 100.0}
     assert metrics["never_quoted"] == 2
-    assert metrics["queue"] == {"urgent": 1, "new": 2, "overdue": 21, "in_flight": 0}
+    assert metrics["queue"] == {"urgent": 2, "new": 2, "overdue": 20, "in_flight": 0}
+    assert scheduler.next_full(3, 0.0) == ["A0", "A99", "NEW_1"]
+    metrics = scheduler.metrics(0.0)
+    assert metrics["queue"] == {"urgent": 0, "new": 1, "overdue": 20, "in_flight": 3}
+    assert metrics["never_quoted"] == 2 and metrics["quote_age_s"]["max"] == 100.0
     assert metrics["asins"] == 102
 
 

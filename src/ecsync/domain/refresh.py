@@ -28,6 +28,7 @@ about 60 bytes per ASIN plus its name and the index dict: a few MB at 100,000 AS
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from array import array
@@ -546,33 +547,27 @@ class RefreshScheduler:
         ``queue`` {urgent, new, overdue, in_flight}, ``probes``, ``probe_differences``,
         ``probe_hits`` (contradicted ASINs whose next full quote had changed), ``asins``,
         ``mean_rate_per_day``. Scans every ASIN: call it rarely (e.g. once a minute)."""
-        ages: list[float] = []
-        new = urgent = overdue = 0
-        for flag, lq in zip(self._flags, self._last_quote, strict=True):
-            if flag & _FREE:
-                continue
-            if flag & _NEW:
-                new += 1 if not flag & _IN_FLIGHT else 0
-                continue
-            age = now - lq
-            ages.append(age)
-            if flag & _IN_FLIGHT:
-                continue
-            if flag & _URGENT:
-                urgent += 1
-            elif age >= self._overdue_after:
-                overdue += 1
-        ages.sort()
-        never = sum(1 for flag in self._flags if flag & (_NEW | _FREE) == _NEW)
+        flags, last_quote = self._flags, self._last_quote
+        gone = _NEW | _FREE
+        quoted = sorted([lq for flag, lq in zip(flags, last_quote, strict=True) if not flag & gone])
+        busy = [  # quoted but waiting elsewhere: not counted overdue
+            lq
+            for flag, lq in zip(flags, last_quote, strict=True)
+            if flag & (_IN_FLIGHT | _URGENT) and not flag & gone
+        ]
+        threshold = now - self._overdue_after
+        overdue = bisect.bisect_right(quoted, threshold) - sum(lq <= threshold for lq in busy)
+        new = flags.count(_NEW)  # exactly NEW: never quoted, not in flight
+        never = new + flags.count(_NEW | _IN_FLIGHT)
         return {
             "quote_age_s": {
-                "p50": _percentile(ages, 0.50),
-                "p95": _percentile(ages, 0.95),
-                "max": ages[-1] if ages else None,
+                "p50": _age_percentile(quoted, 0.50, now),
+                "p95": _age_percentile(quoted, 0.95, now),
+                "max": now - quoted[0] if quoted else None,
             },
             "never_quoted": never,
             "queue": {
-                "urgent": urgent,
+                "urgent": flags.count(_URGENT),  # exactly URGENT: not in flight
                 "new": new,
                 "overdue": overdue,
                 "in_flight": self._in_flight,
@@ -599,8 +594,10 @@ def _censored_events(changes: int, intervals: int) -> float:
     return max(float(changes), -intervals * math.log1p(-share))
 
 
-def _percentile(ordered: list[float], share: float) -> float | None:
-    """Nearest rank: the smallest value with at least ``share`` of the values at or below."""
-    if not ordered:
+def _age_percentile(last_quotes: list[float], share: float, now: float) -> float | None:
+    """Nearest rank over the ages of ``last_quotes`` (sorted, oldest first): the smallest age
+    with at least ``share`` of the ages at or below it."""
+    if not last_quotes:
         return None
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+    rank = max(0, math.ceil(share * len(last_quotes)) - 1)  # among ages, youngest first
+    return now - last_quotes[len(last_quotes) - 1 - rank]
