@@ -328,6 +328,11 @@ def test_load_again_keeps_what_is_in_flight() -> None:
     )
     assert scheduler.next_full(5, 2.0) == ["C", "A"]
     assert scheduler.metrics(2.0)["queue"]["in_flight"] == 3  # B from before the load
+    scheduler.add(AsinState("HOT", stake=1, changes=30, observed_s=0.0))  # no interval known
+    assert scheduler.mean_rate() == pytest.approx((30 + 1.0) / DAY)
+    for asin in ("A", "B", "C", "HOT"):
+        scheduler.remove(asin)
+    assert scheduler.mean_rate() == pytest.approx(1.0 / DAY)  # nothing left: the prior
 
 
 # -- metrics, input -----------------------------------------------------------------------------
@@ -361,6 +366,8 @@ def test_bad_input_is_named() -> None:
     with pytest.raises(ValueError, match="overdue_share"):
         RefreshPolicy(overdue_share=1.5)
     scheduler = RefreshScheduler()
+    with pytest.raises(ValueError, match="ASIN 'B01' given twice"):
+        scheduler.load([AsinState("B01", stake=1), AsinState("B01", stake=2)], 0.0)
     with pytest.raises(ValueError, match="next_full: n"):
         scheduler.next_full(-1, 0.0)
     with pytest.raises(ValueError, match="next_probe: n"):

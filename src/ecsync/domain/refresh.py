@@ -185,8 +185,15 @@ class RefreshScheduler:
 
         An ASIN already known keeps what the scheduler learned live (in flight, contradicted,
         last probe, and its history unless the store's is newer); the others start from
-        their state. Every queue is rebuilt from scratch.
+        their state. Every queue is rebuilt from scratch. An ASIN given twice is a
+        ValueError (one state per ASIN: its stake already sums its listings).
         """
+        states = list(states)
+        seen: set[str] = set()
+        for state in states:
+            if state.asin in seen:
+                raise ValueError(f"RefreshScheduler.load: ASIN {state.asin!r} given twice")
+            seen.add(state.asin)
         old = self._snapshot()
         probes, differences, hits = self.probes, self.probe_differences, self.probe_hits
         self._clear()
@@ -199,9 +206,11 @@ class RefreshScheduler:
                 lq, lp, events, observed, flags, urgent = live
                 slot = self._put(state.asin, state.stake, lq, events, observed)
                 self._last_probe[slot] = lp
-            else:
+            else:  # the store's quote is newer: a contradiction older than it is moot
                 slot = self._put_state(state)
-                flags, urgent = (live[4] & (_IN_FLIGHT | _URGENT), live[5]) if live else (0, None)
+                flags, urgent = (live[4], live[5]) if live else (0, None)
+                if urgent is not None and urgent[1] <= (state.last_quote_s or _NEVER):
+                    urgent = None
             self._restore(slot, flags, urgent)
         self._full_ranked.reset()
         self._probe_ranked.reset()
@@ -243,9 +252,8 @@ class RefreshScheduler:
         slot = self._index.pop(asin, None)
         if slot is None:
             return
-        if self._observed[slot] > 0:
-            self._sum_events -= self._events[slot]
-            self._sum_observed -= self._observed[slot]
+        self._sum_events -= self._events[slot]
+        self._sum_observed -= self._observed[slot]
         if self._flags[slot] & _IN_FLIGHT:
             self._in_flight -= 1
         self._urgent.pop(slot, None)
