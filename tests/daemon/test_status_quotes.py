@@ -35,7 +35,7 @@ from tests.integration.conftest import Shop
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
-def nearest_rank_percentile(values: list[float], percent: int) -> float:
+def nearest_rank_percentile(values: list[int], percent: int) -> int:
     """The test's own rule: sort ascending; the ``percent`` percentile of ``n`` values is the
     value at 1-based rank ceil(percent * n / 100), computed in integers (no float edge)."""
     ordered = sorted(values)
@@ -255,3 +255,36 @@ def test_a_continuous_heartbeat_shows_queue_and_probe_hit_rate(
     assert samples["ecsync_probe_hit_ratio{}"] == pytest.approx(0.075)
     assert samples["ecsync_refresh_queue{kind=urgent}"] == 3
     assert samples["ecsync_refresh_queue{kind=in_flight}"] == 2
+
+
+async def test_the_governor_counts_per_operation_and_a_window_takes_them(tmp_path: Path) -> None:
+    """What a continuous engine closes at each reporting window: counts per operation, then 0."""
+    from ecsync.amazon.governor import RateGovernor
+    from ecsync.clock import Stop
+    from ecsync.store.runner import DbRunner
+
+    class Frozen:
+        now = 1_800_000_000.0
+
+        def time(self) -> float:
+            return self.now
+
+        def monotonic(self) -> float:
+            return self.now
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    upgrade_to_head(engine)
+    db = DbRunner(session_factory(engine))
+    governor = RateGovernor(db, "client:abc", Stop(), Frozen())
+    try:
+        await governor.acquire("getItemOffersBatch")  # a full bucket: each slot at once
+        await governor.acquire("getCompetitivePricing")
+        await governor.throttled("getCompetitivePricing")
+        assert governor.take_counts() == {
+            "getCompetitivePricing": {"requests": 1, "throttled": 1},
+            "getItemOffersBatch": {"requests": 1, "throttled": 0},
+        }
+        assert governor.operation_counts() == {}
+    finally:
+        db.close()
+        engine.dispose()
