@@ -44,7 +44,14 @@ from ecsync.engine.runtime import run_with_stop
 from ecsync.errors import Interrupted, LockHeld, UsageError
 from ecsync.health import DaemonMetrics, HealthServer, HealthState, cycle_succeeded
 from ecsync.lock import InstanceLock, lock_path
-from ecsync.status import SUMMARY_FIELDS, budget_view, iso, quote_view
+from ecsync.status import (
+    SUMMARY_FIELDS,
+    budget_view,
+    iso,
+    operations_view,
+    quote_view,
+    refresh_view,
+)
 from ecsync.store.engine import transaction
 from ecsync.store.retention import run_retention
 from ecsync.store.schema import Cycle
@@ -496,6 +503,7 @@ class Daemon:
         self._health.state = self._state
         self._health.phase = phase
         self._metrics.record_state(self._state, now)
+        self._metrics.record_refresh(refresh_view(progress))
 
     async def _startup_state(self) -> None:
         """Last success from the database, so /healthz is right from the first second."""
@@ -522,16 +530,19 @@ class Daemon:
         await self._refresh_store()
 
     async def _refresh_store(self) -> None:
-        def read(session: Session) -> tuple[dict[str, Any], dict[str, Any]]:
+        def read(
+            session: Session,
+        ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
             now = datetime.now(UTC)
             return (
                 quote_view(session, now, self.period_s),
                 budget_view(session, self._app.settings, now),
+                operations_view(session),
             )
 
         try:
-            quotes, budgets = await asyncio.to_thread(self._in_transaction, read)
-            self._metrics.record_store(quotes, budgets)
+            quotes, budgets, operations = await asyncio.to_thread(self._in_transaction, read)
+            self._metrics.record_store(quotes, budgets, operations)
         except Exception:
             log.warning("quote and budget gauges not refreshed", exc_info=True)
 

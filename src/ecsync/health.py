@@ -13,14 +13,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
 
 from ecsync.status import STALL_AFTER
 
@@ -85,6 +87,75 @@ class HealthState:
             )
         success = f"{now - self.last_success_at:.0f} s ago" if self.last_success_at else "none yet"
         return True, f"ok: {self.state} {self.phase}".rstrip() + f"; last success {success}"
+
+
+class ReadModelGauges(Collector):
+    """Gauges that exist only when there is something to show.
+
+    Quote-age quantiles need a quoted ASIN, per-operation counts a finished window, and the
+    refresh scheduler's figures a continuous engine: a plain ``Gauge`` would read 0 before
+    (a quote age of 0 s or a hit ratio of 0 are claims, not absences), so these are built at
+    each scrape from the latest read-model dicts, and simply missing when those are.
+    """
+
+    def __init__(self) -> None:
+        self.quote_ages: Mapping[str, Any] = {}
+        self.operations: Mapping[str, Any] | None = None
+        self.refresh: Mapping[str, Any] | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        ages = GaugeMetricFamily(
+            "ecsync_quote_age_seconds",
+            "Age of listed ASINs' quotes (now - fetched_at), nearest-rank quantiles; 1 = max",
+            labels=["quantile"],
+        )
+        for quantile, key in (("0.5", "p50"), ("0.95", "p95"), ("1", "max")):
+            value = self.quote_ages.get(key)
+            if value is not None:
+                ages.add_metric([quantile], float(value))
+        yield ages
+        requests = GaugeMetricFamily(
+            "ecsync_spapi_requests_by_operation",
+            "SP-API requests per operation in the last reporting window (cycle)",
+            labels=["operation"],
+        )
+        throttled = GaugeMetricFamily(
+            "ecsync_spapi_throttled_by_operation",
+            "SP-API requests answered 429 per operation in the last reporting window (cycle)",
+            labels=["operation"],
+        )
+        used = GaugeMetricFamily(
+            "ecsync_spapi_quota_used_ratio",
+            "Requests over the quota's capacity (burst + rate x window) in the last window",
+            labels=["operation"],
+        )
+        operations = (self.operations or {}).get("operations") or {}
+        for name, op in operations.items():
+            requests.add_metric([name], float(op.get("requests") or 0))
+            throttled.add_metric([name], float(op.get("throttled") or 0))
+            if op.get("used") is not None:
+                used.add_metric([name], float(op["used"]))
+        yield requests
+        yield throttled
+        yield used
+        refresh = self.refresh
+        if refresh is None:
+            return
+        ratio = refresh.get("probe_hit_ratio")
+        if ratio is not None:
+            yield GaugeMetricFamily(
+                "ecsync_probe_hit_ratio",
+                "Probes that led to a real change, over probes sent (continuous mode)",
+                value=float(ratio),
+            )
+        queue = GaugeMetricFamily(
+            "ecsync_refresh_queue",
+            "ASINs waiting for a full quote, by kind (continuous mode)",
+            labels=["kind"],
+        )
+        for kind, count in (refresh.get("queue") or {}).items():
+            queue.add_metric([str(kind)], float(count or 0))
+        yield queue
 
 
 class DaemonMetrics:
@@ -159,6 +230,8 @@ class DaemonMetrics:
         self.state = Gauge(
             "ecsync_daemon_state", "1 for the daemon's current state", ["state"], registry=r
         )
+        self.read_model = ReadModelGauges()
+        r.register(self.read_model)
         for status in CYCLE_STATUSES:
             self.cycles.labels(status).inc(0)
         for status in QUOTE_STATUSES:
@@ -188,8 +261,15 @@ class DaemonMetrics:
         self.spapi_throttled.inc(int(summary.get("spapi_throttled") or 0))
         self.channel_calls.inc(int(summary.get("channel_calls") or 0))
 
-    def record_store(self, quotes: Mapping[str, Any], budgets: Mapping[str, Any]) -> None:
+    def record_store(
+        self,
+        quotes: Mapping[str, Any],
+        budgets: Mapping[str, Any],
+        operations: Mapping[str, Any] | None = None,
+    ) -> None:
         """Gauges read from the database (``status``'s read model)."""
+        self.read_model.quote_ages = dict(quotes.get("age_s") or {})
+        self.read_model.operations = operations
         by_status = quotes.get("by_status", {})
         for status in {*QUOTE_STATUSES, "never_fetched", *by_status}:
             self.quotes_current.labels(status).set(int(by_status.get(status, 0)))
@@ -203,6 +283,10 @@ class DaemonMetrics:
             self.budget_remaining.labels(budget["platform"], budget["account"], name).set(
                 int(budget.get("remaining", 0))
             )
+
+    def record_refresh(self, refresh: Mapping[str, Any] | None) -> None:
+        """The continuous scheduler's live figures (``status.refresh_view``), or None."""
+        self.read_model.refresh = refresh
 
     def record_state(self, state: str, heartbeat_at: float | None = None) -> None:
         for known in {"running", "idle", "stopping", state}:

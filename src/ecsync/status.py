@@ -24,10 +24,12 @@ from rich.text import Text
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ecsync.amazon.governor import DOCUMENTED
 from ecsync.channels.budget import Window
 from ecsync.channels.kinds import channel_kind
 from ecsync.config import Settings
 from ecsync.lock import Holder, read_holder
+from ecsync.store.quote_age import quote_ages
 from ecsync.store.schema import Account, ApiUsage, Change, Cycle, Lease, Listing, Product
 
 # A holder whose heartbeat is older than this is reported stalled. Heartbeats come at least
@@ -254,6 +256,7 @@ def quote_view(session: Session, now: datetime, interval_s: float) -> dict[str, 
         or 0
     )
     oldest = session.scalar(select(func.min(Product.fetched_at)).where(in_scope))
+    ages = quote_ages(session, in_scope, now)
     return {
         "by_status": dict(sorted(by_status.items())),
         "total": sum(by_status.values()),
@@ -264,6 +267,95 @@ def quote_view(session: Session, now: datetime, interval_s: float) -> dict[str, 
         "no_good_quote": by_status.get("no_good_quote", 0),
         "no_good_quote_examples": failing,
         "oldest_fetched_at": iso(oldest),
+        "age_s": ages.as_dict(),
+        "quoted": ages.quoted,
+        "never_quoted": ages.never_quoted,
+    }
+
+
+def operations_view(session: Session) -> dict[str, Any] | None:
+    """Each SP-API operation's use of its quota over the last reporting window, or None.
+
+    The window is the latest finished cycle (in continuous mode: reporting window) whose
+    summary carries ``spapi_operations`` (the governor's per-operation counts). Capacity is
+    what Amazon's bucket could grant over that window at most: ``burst + rate x seconds``,
+    with the rate Amazon reported last (``api_usage``) or, before any answer carried one,
+    the documented rate. ``used`` is requests / capacity: near 1 the quota is spent, well
+    under 1 it is idle.
+    """
+    rows = session.execute(
+        select(Cycle.id, Cycle.started_at, Cycle.finished_at, Cycle.summary)
+        .where(Cycle.dry_run.is_(False), Cycle.finished_at.is_not(None))
+        .order_by(Cycle.id.desc())
+        .limit(RECENT_CYCLES)
+    )
+    found = next(
+        (
+            row
+            for row in rows
+            if row.finished_at is not None
+            and isinstance((row.summary or {}).get("spapi_operations"), dict)
+        ),
+        None,
+    )
+    if found is None or found.finished_at is None:
+        return None
+    cycle_id, started, finished = found.id, found.started_at, found.finished_at
+    counts: dict[str, Any] = found.summary["spapi_operations"]
+    seconds = max(0.0, (finished - started).total_seconds())
+    granted: dict[str, tuple[float | None, float]] = {}
+    for row in session.scalars(select(ApiUsage).where(ApiUsage.key.like("spapi:%"))):
+        granted[row.key.rsplit(":", 1)[-1]] = (row.granted_rate, row.burst)
+    operations: dict[str, dict[str, Any]] = {}
+    for operation, entry in sorted(counts.items()):
+        requests = int(entry.get("requests") or 0)
+        throttled = int(entry.get("throttled") or 0)
+        documented = DOCUMENTED.get(operation)
+        reported, burst = granted.get(operation, (None, documented.burst if documented else 1))
+        rate = reported or (documented.rate if documented else None)
+        capacity = round(burst + rate * seconds, 1) if rate else None
+        operations[operation] = {
+            "requests": requests,
+            "throttled": throttled,
+            "rate": rate,
+            "rate_source": "reported" if reported else "documented",
+            "capacity": capacity,
+            "used": round(requests / capacity, 4) if capacity else None,
+            "throttled_share": round(throttled / requests, 4) if requests else 0.0,
+        }
+    return {
+        "cycle_id": cycle_id,
+        "started_at": iso(started),
+        "finished_at": iso(finished),
+        "window_s": round(seconds, 1),
+        "operations": operations,
+    }
+
+
+REFRESH_QUEUE_KINDS = ("urgent", "new", "overdue", "in_flight")
+
+
+def refresh_view(progress: dict[str, Any]) -> dict[str, Any] | None:
+    """The continuous scheduler's live figures from a heartbeat's ``progress``, or None.
+
+    A running continuous engine puts its scheduler's ``metrics(now)`` under ``refresh`` in
+    its progress (the lease row): that is how they reach ``status``, which runs in another
+    process. Sweep mode has no scheduler, so there is nothing to show (not zeros).
+    ``probe_hit_ratio``: probes that led to a real change (``probe_hits``) over probes sent.
+    """
+    live = progress.get("refresh")
+    if not isinstance(live, dict):
+        return None
+    probes = int(live.get("probes") or 0)
+    hits = int(live.get("probe_hits") or 0)
+    raw = live.get("queue")
+    queue: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    return {
+        **live,
+        "queue": {kind: int(queue.get(kind) or 0) for kind in (*REFRESH_QUEUE_KINDS, *queue)},
+        "probes": probes,
+        "probe_hits": hits,
+        "probe_hit_ratio": round(hits / probes, 4) if probes else None,
     }
 
 
@@ -385,17 +477,32 @@ def read_status(
     """The whole ``status --json`` object (INTERFACE.md)."""
     now = now or datetime.now(UTC)
     daemon = daemon_view(session, now)
+    lock = lock_view(session, now)
     interval_s = daemon["interval_s"] or settings.scaled(settings.daemon.interval).total_seconds()
     return {
         "generated_at": iso(now),
         "daemon": daemon,
-        "lock": lock_view(session, now),
+        "lock": lock,
         "cycles": cycle_views(session, now),
         "quotes": quote_view(session, now, interval_s),
         "changes": change_counts(session),
         "change_reasons": change_reasons(session),
         "budgets": budget_view(session, settings, now),
+        "operations": operations_view(session),
+        "refresh": _live_refresh(daemon, lock),
     }
+
+
+def _live_refresh(daemon: dict[str, Any], lock: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The scheduler's figures from the daemon's heartbeat, else from a live cycle holder's
+    (a continuous run started by hand)."""
+    if daemon["state"] != "stopped":
+        found = refresh_view(daemon["progress"])
+        if found is not None:
+            return found
+    if lock is not None and isinstance(lock.get("progress"), dict):
+        return refresh_view(lock["progress"])
+    return None
 
 
 # --- the human view ---------------------------------------------------------------------
@@ -574,12 +681,58 @@ def _quote_lines(quotes: dict[str, Any], now: datetime) -> list[str]:
     return [
         f"Quotes: {quotes['total']} listed ASINs — " + ", ".join(parts),
         *failing,
+        _age_line(quotes),
         f"  freshness: {quotes['older_than_1x']} older than one interval ({_span(interval)}), "
         f"{quotes['older_than_2x']} older than two ({_span(2 * interval)}); oldest fetched "
         f"{_ago(quotes['oldest_fetched_at'], now)}",
         "  (a quote older than its account's stale_after, by default two intervals, or no "
         "good quote for that long since listing, makes the stale policy act: hide by default)",
     ]
+
+
+def _age_line(quotes: dict[str, Any]) -> str:
+    ages = quotes.get("age_s") or {}
+    never = quotes.get("never_quoted", 0)
+    if ages.get("max") is None:
+        return f"  quote age: none quoted yet; {never} never quoted"
+    return (
+        f"  quote age: p50 {_span(ages['p50'])}, p95 {_span(ages['p95'])}, max "
+        f"{_span(ages['max'])} over {quotes.get('quoted', 0)} quoted; {never} never quoted"
+    )
+
+
+def _operation_lines(operations: dict[str, Any] | None) -> list[str]:
+    """One line per SP-API operation: requests against what its quota allowed."""
+    if not operations or not operations["operations"]:
+        return []
+    lines = [
+        f"SP-API quota use in the last window (cycle {operations['cycle_id']}, "
+        f"{_span(operations['window_s'])}):"
+    ]
+    for name, op in operations["operations"].items():
+        if op["capacity"]:
+            use = f"{op['requests']} / {op['capacity']:g} ({op['used']:.0%})"
+        else:
+            use = f"{op['requests']} requests (quota unknown)"
+        rate = f"{op['rate']:g}/s {op['rate_source']}" if op["rate"] else "rate unknown"
+        lines.append(
+            f"  {name}: {use}, {op['throttled']} throttled ({op['throttled_share']:.1%}); {rate}"
+        )
+    return lines
+
+
+def _refresh_lines(refresh: dict[str, Any] | None) -> list[str]:
+    """The continuous scheduler's queue and probe hit rate (nothing in sweep mode)."""
+    if refresh is None:
+        return []
+    queue = ", ".join(
+        f"{count} {kind.replace('_', ' ')}" for kind, count in refresh["queue"].items()
+    )
+    ratio = refresh["probe_hit_ratio"]
+    hits = f"{refresh['probe_hits']} led to a change" + (
+        f" ({ratio:.1%})" if ratio is not None else ""
+    )
+    return [f"Refresh (continuous): queue {queue}; {refresh['probes']} probes, {hits}"]
 
 
 def _changes_table(changes: dict[str, int], reasons: dict[str, list[dict[str, Any]]]) -> Table:
@@ -638,6 +791,8 @@ def render_status(data: dict[str, Any]) -> list[RenderableType]:
     else:
         out.append(Text("Cycles: none yet (run `ecsync sync` or start `ecsync daemon`)."))
     out.extend(Text(line) for line in _quote_lines(data["quotes"], now))
+    out.extend(Text(line) for line in _operation_lines(data.get("operations")))
+    out.extend(Text(line) for line in _refresh_lines(data.get("refresh")))
     if data["changes"]:
         out.append(_changes_table(data["changes"], data["change_reasons"]))
     else:

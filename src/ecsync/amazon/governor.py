@@ -12,6 +12,7 @@ takes a new slot instead of crowding the next one into a 429.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -91,6 +92,11 @@ class RateGovernor:
         # Operations whose row is at full pace for this granted rate: no write needed.
         self._settled: dict[str, float | None] = {}
         self.forfeits = 0  # slots given up because the wait ended too late for them
+        # Per operation, what this governor let out and what Amazon refused with a 429: every
+        # SP-API request of any mode passes here, so this is the one place that sees them all
+        # (``status`` and ``/metrics`` show them against the quota, see operation_counts).
+        self.requests: Counter[str] = Counter()
+        self.throttles: Counter[str] = Counter()
 
     def key(self, operation: str) -> str:
         return f"{self._prefix}:{operation}"
@@ -121,6 +127,7 @@ class RateGovernor:
                         slot, rate, grace = await self._db.run(lambda s: self._book(s, operation))
             late = self._clock.time() - slot
             if late <= grace or forfeits >= MAX_FORFEITS:
+                self.requests[operation] += 1  # the caller sends as soon as this returns
                 return self._clock.time() - started
             forfeits += 1
             self.forfeits += 1
@@ -228,6 +235,7 @@ class RateGovernor:
 
     async def throttled(self, operation: str) -> float:
         """After a 429: cut the rate and push the next slot one new interval out."""
+        self.throttles[operation] += 1
         return await self._db.run(lambda s: self._on_throttle(s, operation))
 
     def _on_throttle(self, session: Session, operation: str) -> float:
@@ -240,6 +248,21 @@ class RateGovernor:
         row.updated_at = _ts(max(row.updated_at.timestamp(), now) + 1 / row.rate)
         log.warning("%s: throttled (429); pacing at %.4g requests/s", operation, row.rate)
         return row.rate
+
+    def operation_counts(self) -> dict[str, dict[str, int]]:
+        """``{operation: {"requests": n, "throttled": m}}`` since this governor was made (a
+        cycle makes its own) or since the last :meth:`take_counts` (a reporting window)."""
+        return {
+            operation: {"requests": count, "throttled": self.throttles.get(operation, 0)}
+            for operation, count in sorted(self.requests.items())
+        }
+
+    def take_counts(self) -> dict[str, dict[str, int]]:
+        """The counts so far, then zero: a long-running engine closes a reporting window."""
+        counts = self.operation_counts()
+        self.requests.clear()
+        self.throttles.clear()
+        return counts
 
     async def granted_rate(self, operation: str) -> float | None:
         """The rate Amazon reported last, or None before any answer carried one."""

@@ -410,6 +410,7 @@ class CycleRunner:
             await fetcher.run(asins)
         finally:
             summary.add_fetch(fetcher.stats)
+            summary.extra["spapi_operations"] = governor.operation_counts()
             await client.aclose()
 
     def _tally(
