@@ -332,7 +332,7 @@ class Fetcher:
         for item, quote in zip(answer.items, settle_batch(quotes), strict=True):
             if quote.status in (QuoteStatus.ERROR, QuoteStatus.UNKNOWN_ASIN):
                 log.debug("%s: %s quote: %s", item.asin, quote.status, quote.error)
-            writes.append(QuoteWrite(item.asin, quote))
+            writes.append(QuoteWrite(item.asin, quote, item.quote_view))
         return writes
 
     def _backoff(self, failures: int) -> float:
