@@ -13,7 +13,7 @@ import os
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -142,6 +142,7 @@ class CycleRunner:
         self._lock = lock
         self._heartbeat_every_s = heartbeat_every_s
         self._fetcher: Fetcher | None = None
+        self._refresher: Refresher | None = None
         self._pushers: dict[str, AccountPusher] = {}
         self._reconciling: asyncio.Task[None] | None = None
         self.phase = "starting"
@@ -159,6 +160,8 @@ class CycleRunner:
                 throttled=stats.throttled,
                 errors=stats.statuses.get("error", 0),
             )
+        if self._refresher is not None:
+            data["refresh"] = self._refresher.stats.as_dict()
         if self._pushers:
             data["applied"] = sum(p.tally.applied for p in self._pushers.values())
         return data
@@ -196,9 +199,7 @@ class CycleRunner:
                 options.scope,
                 cycle_id=summary.cycle_id,
                 stock_only=options.stock_only,
-                default_stale_after=self._app.settings.scaled(
-                    2 * self._app.settings.daemon.interval
-                ),
+                default_stale_after=self._app.settings.scaled(2 * self._quote_cadence(options)),
                 keep_preview=options.dry_run,
             )
             if not options.dry_run:
@@ -428,6 +429,14 @@ class CycleRunner:
             summary.add_fetch(fetcher.stats)
             await client.aclose()
 
+    def _quote_cadence(self, options: CycleOptions) -> timedelta:
+        """How old a quote may normally get: the sweep's interval, or in continuous mode the
+        scheduler's ``max_quote_age`` (never shorter than a window)."""
+        daemon = self._app.settings.daemon
+        if options.refresh is None:
+            return daemon.interval
+        return max(daemon.max_quote_age, daemon.window)
+
     async def _refresh(
         self,
         options: CycleOptions,
@@ -457,7 +466,12 @@ class CycleRunner:
             concurrency=min(2, settings.concurrency),
         )
         pricing = MeteredPricing(client, governor)
-        refresher = Refresher(
+        log.info(
+            "refreshing %d ASINs until %s",
+            len(states),
+            datetime.fromtimestamp(window.until, UTC).isoformat(timespec="seconds"),
+        )
+        refresher = self._refresher = Refresher(
             scheduler=window.state.scheduler,
             fetcher=fetcher,
             pricing=pricing,
