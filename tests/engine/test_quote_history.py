@@ -56,7 +56,11 @@ def test_changes_and_observed_seconds_count_good_quotes_only(
     assert _write(sessions, QuoteWrite(ASIN, _ok(1000), view), T0) == {ASIN: False}
     row = _row(sessions)
     assert (row.quote_changes, row.observed_s) == (0, 0.0)
-    assert (row.buy_box_present, row.buy_box_landed, row.new_offer_count) == (True, Decimal(1500), 3)
+    assert (row.buy_box_present, row.buy_box_landed, row.new_offer_count) == (
+        True,
+        Decimal(1500),
+        3,
+    )
     # same price 60 s later: no change, 60 s observed
     assert _write(sessions, QuoteWrite(ASIN, _ok(1000), view), T0 + timedelta(seconds=60)) == {
         ASIN: False

@@ -160,3 +160,41 @@ def test_a_probe_that_errs_is_not_evidence(
     assert scheduler.probes == []  # an error is never reported as a probe, with or without
     assert scheduler.quotes == [] and scheduler.failed == []
     assert _buyable(_base_items(shop)[target])  # still on sale: nothing was evidence
+
+
+class EveryAsin(ProbeDriven):
+    """Full-quotes every ASIN it holds, 20 at a time, as often as asked; never probes."""
+
+    def next_full(self, n: int, now: float) -> list[str]:
+        out = [asin for asin in self.loaded if asin not in self.taken][:n]
+        self.taken.update(out)
+        return out
+
+    def next_probe(self, n: int, now: float) -> list[str]:
+        return []
+
+
+def test_an_outage_ends_the_windows_fetch_hands_every_asin_back_and_hides_nothing(
+    make_shop: Callable[..., Shop],  # noqa: F811
+    cli: Callable[..., CliResult],
+) -> None:
+    shop, _, _ = _synced_shop(make_shop, cli)
+    on_sale = {asin for asin, item in _base_items(shop).items() if _buyable(item)}
+    shop.sim("PUT", "/_sim/faults", json={"spapi": {"error500": 1.0}})
+    scheduler = EveryAsin([])
+
+    started = time.monotonic()
+    summary = _window(shop, scheduler)
+    took = time.monotonic() - started
+
+    # outage_batches (3) batches failed whole in a row: the breaker ended the window's fetch
+    # well before its end, and the cycle says SP-API was down.
+    assert took < WINDOW_S, took
+    assert summary.extra["spapi_outage"] is True
+    assert summary.status == "failed", summary
+    assert scheduler.quotes == []
+    assert scheduler.failed, "the failed batches were reported back"
+    assert not scheduler.taken, "every ASIN taken went back to the scheduler"
+    # An error is not evidence: everything on sale before is on sale still.
+    items = _base_items(shop)
+    assert all(_buyable(items[asin]) for asin in on_sale)
