@@ -198,3 +198,36 @@ def test_an_outage_ends_the_windows_fetch_hands_every_asin_back_and_hides_nothin
     # An error is not evidence: everything on sale before is on sale still.
     items = _base_items(shop)
     assert all(_buyable(items[asin]) for asin in on_sale)
+
+
+class SingleDriven(ProbeDriven):
+    """Like ProbeDriven, but a contradicted ASIN goes to getItemOffers, never to a batch."""
+
+    def next_full(self, n: int, now: float) -> list[str]:
+        return []
+
+    def next_single(self, now: float) -> str | None:
+        out = super().next_full(1, now)
+        return out[0] if out else None
+
+
+def test_a_single_quote_confirms_what_a_probe_found_and_takes_the_listing_off_sale(
+    make_shop: Callable[..., Shop],  # noqa: F811
+    cli: Callable[..., CliResult],
+) -> None:
+    shop, target, control = _synced_shop(make_shop, cli)
+    shop.sim("PUT", f"/_sim/amazon/{target}", json={"out_of_stock": True})
+    scheduler = SingleDriven([target, control])
+
+    summary = _window(shop, scheduler)
+
+    assert (target, True) in scheduler.quotes
+    assert {asin for asin, _ in scheduler.quotes} == {target}
+    assert not scheduler.taken
+    assert summary.extra["refresh"]["singles"] >= 1
+    assert summary.extra["refresh"]["full_batches"] == 0
+    assert summary.extra["refresh"]["requests"].get("getItemOffers", 0) >= 1
+    items = _base_items(shop)
+    assert not _buyable(items[target]), items[target]
+    assert _buyable(items[control]), items[control]
+    assert summary.status == "ok", summary
