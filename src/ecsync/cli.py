@@ -574,9 +574,13 @@ def _print_summary(summary: CycleSummary, *, as_json: bool) -> None:
 @app.command()
 def daemon(
     interval: Annotated[str | None, typer.Option("--interval", help="e.g. 3h, 30m, 900s")] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option("--mode", help="continuous or sweep (default: [daemon] mode)"),
+    ] = None,
 ) -> None:
-    """Run cycles forever, one every interval."""
-    from ecsync.daemon import interval_override, run_daemon  # loaded only when asked for
+    """Run cycles forever: a sweep every interval, or a continuous refresh reported per window."""
+    from ecsync.daemon import interval_override, mode_override, run_daemon  # only when asked
 
     # Not the log file's owner yet: a second daemon about to exit 3 must not rotate it.
     settings = _settings()
@@ -584,6 +588,11 @@ def daemon(
         every = interval_override(interval)
         settings = settings.model_copy(
             update={"daemon": settings.daemon.model_copy(update={"interval": every})}
+        )
+    if mode is not None:
+        chosen = mode_override(mode)
+        settings = settings.model_copy(
+            update={"daemon": settings.daemon.model_copy(update={"mode": chosen})}
         )
     require_credentials(settings, [a.name for a in settings.accounts if a.active], amazon=True)
     application = open_app(settings)

@@ -281,7 +281,14 @@ BACK_TO_BACK_PERIOD = timedelta(hours=3)
 
 
 class DaemonSettings(_Section):
+    """``mode``: ``sweep`` runs a cycle every ``interval``; ``continuous`` refreshes without
+    pause, spending every pricing quota where the risk is, and reports one cycle per
+    ``window``. ``max_quote_age`` bounds every ASIN's quote age in continuous mode."""
+
+    mode: Literal["sweep", "continuous"] = "sweep"
     interval: Duration = timedelta(hours=3)
+    window: Duration = timedelta(hours=1)
+    max_quote_age: Duration = timedelta(hours=6)
     deadline_fraction: float = Field(default=0.9, gt=0, le=1)
     reconcile_every: int | None = Field(default=None, ge=1)  # else per account / platform
     metrics_host: str = "127.0.0.1"

@@ -16,6 +16,13 @@ What the system ecsync replaces got wrong, and what this module does instead:
   counters; the next cycle starts one interval after the previous START, whatever the
   outcome, never overlapping (an overrun is followed at once by the next, with a warning);
   ``--interval 0`` starts it as soon as the previous one ends.
+
+Two modes (``[daemon] mode``, ``--mode``): ``sweep`` runs the cycle above every interval;
+``continuous`` refreshes without pause (``engine/refresh.py``) and records one cycle per
+reporting ``window``, whose fetch phase is the refresher running until the window ends; the
+next window starts at once. The refresh scheduler lives in the daemon across windows, so what
+it learned is kept; only a restart (or a listing added or retired) changes what it holds.
+Every guarantee above holds in both modes.
 """
 
 from __future__ import annotations
@@ -38,8 +45,10 @@ from ecsync.alerts import DAEMON_STARTED, DAEMON_STOPPED, Alert, Alerts, cycle_a
 from ecsync.app import App
 from ecsync.clock import Clock, Stop, SystemClock
 from ecsync.config import Settings, parse_duration
-from ecsync.engine.cycle import CycleOptions, CycleRunner
+from ecsync.domain.refresh import RefreshPolicy, RefreshScheduler
+from ecsync.engine.cycle import CycleOptions, CycleRunner, RefreshWindow
 from ecsync.engine.fetch import BatchReport, FetchStats
+from ecsync.engine.refresh import RefreshState
 from ecsync.engine.runtime import run_with_stop
 from ecsync.errors import Interrupted, LockHeld, UsageError
 from ecsync.health import DaemonMetrics, HealthServer, HealthState, cycle_succeeded
@@ -67,6 +76,27 @@ LOCK_POLL_S = 1.0  # how often a due cycle re-tries a cycle lock held by a manua
 PROGRESS_LOG_S = 60.0  # a working cycle writes a progress line at least this often
 STORE_REFRESH_S = 60.0  # quote-age and budget gauges are re-read this often when idle
 ALERT_FLUSH_S = 0.5  # queued alerts get this long at shutdown
+
+
+MODES = ("sweep", "continuous")
+
+
+def cadence_s(settings: Settings) -> float:
+    """Real seconds between cycle rows: the interval (sweep) or the reporting window."""
+    daemon = settings.daemon
+    every = daemon.window if daemon.mode == "continuous" else daemon.interval
+    return settings.scaled(every).total_seconds()
+
+
+def refresh_policy(settings: Settings) -> RefreshPolicy:
+    """The scheduler's policy in real seconds (faster against a sped-up simulator)."""
+    scale = settings.runtime.time_scale
+    default = RefreshPolicy()
+    return RefreshPolicy(
+        max_quote_age_s=settings.scaled(settings.daemon.max_quote_age).total_seconds(),
+        prior_rate_per_day=default.prior_rate_per_day * scale,
+        prior_weight_s=default.prior_weight_s / scale,
+    )
 
 
 def human_duration(seconds: float) -> str:
@@ -135,8 +165,12 @@ class _FetchLog:
 
 def cycle_period_s(settings: Settings) -> float:
     """The real seconds a cycle is judged by (deadline, health, alert gap, quote age): the
-    interval, or for a zero interval (back to back) the default cadence's."""
-    return settings.scaled(settings.daemon.period).total_seconds()
+    reporting window (continuous), the interval, or for a zero interval (back to back) the
+    default cadence's."""
+    daemon = settings.daemon
+    if daemon.mode == "continuous":
+        return settings.scaled(daemon.window).total_seconds()
+    return settings.scaled(daemon.period).total_seconds()
 
 
 class Daemon:
@@ -164,9 +198,20 @@ class Daemon:
         self._health = health
         self._clock = clock or SystemClock()
         settings = app.settings
-        self.interval_s = settings.scaled(settings.daemon.interval).total_seconds()
+        self.mode = settings.daemon.mode
+        # interval_s: from one cycle's start to the next (0: back to back); period_s: what a
+        # cycle is judged by (deadline, health, alert gap, quote age).
+        self.interval_s = cadence_s(settings)
         self.period_s = cycle_period_s(settings)
-        self.deadline_s = self.period_s * settings.daemon.deadline_fraction
+        fraction = settings.daemon.deadline_fraction
+        self._refresh: RefreshState | None = None
+        if self.mode == "continuous":
+            # The window's refresh runs to its end; what it found then gets a share of a
+            # window more to be planned and pushed.
+            self.deadline_s = self.period_s * (1 + max(0.1, 1 - fraction))
+            self._refresh = RefreshState(RefreshScheduler(refresh_policy(settings)))
+        else:
+            self.deadline_s = self.period_s * fraction
         self.cycles_run = 0
         self._state = "idle"
         self._phase = "starting"
@@ -180,22 +225,30 @@ class Daemon:
     async def run(self, max_cycles: int | None = None) -> None:
         settings = self._app.settings
         scale = settings.runtime.time_scale
-        scaled = (
-            f" (time_scale {scale:g}: {settings.daemon.interval} simulated)" if scale != 1 else ""
-        )
-        every = (
-            f"a cycle every {human_duration(self.interval_s)}"
-            if self.interval_s > 0
-            else "cycles back to back (interval 0)"
-        )
-        log.info(
-            "daemon started: pid %d on %s, %s%s, each with a deadline of %s",
-            os.getpid(),
-            socket.gethostname(),
-            every,
-            scaled,
-            human_duration(self.deadline_s),
-        )
+        every = settings.daemon.window if self.mode == "continuous" else settings.daemon.interval
+        scaled = f" (time_scale {scale:g}: {every} simulated)" if scale != 1 else ""
+        if self.mode == "continuous":
+            log.info(
+                "daemon started: pid %d on %s, continuous refresh, a reporting window every %s%s",
+                os.getpid(),
+                socket.gethostname(),
+                human_duration(self.interval_s),
+                scaled,
+            )
+        else:
+            cadence = (
+                f"a cycle every {human_duration(self.interval_s)}"
+                if self.interval_s > 0
+                else "cycles back to back (interval 0)"
+            )
+            log.info(
+                "daemon started: pid %d on %s, %s%s, each with a deadline of %s",
+                os.getpid(),
+                socket.gethostname(),
+                cadence,
+                scaled,
+                human_duration(self.deadline_s),
+            )
         self._alert(
             Alert(
                 DAEMON_STARTED,
@@ -256,7 +309,8 @@ class Daemon:
                 self._cycle_lock.release()
             self.cycles_run += 1
             took = self._clock.monotonic() - started
-            if 0 < self.interval_s <= took and not self._stop.is_set():
+            overran = 0 < self.interval_s <= took and self.mode == "sweep"
+            if overran and not self._stop.is_set():
                 log.warning(
                     "the cycle took %s, longer than the interval (%s): the next one starts "
                     "now (cycles never overlap)",
@@ -302,7 +356,11 @@ class Daemon:
         self._runner = runner
         self._state, self._phase = "running", "starting"
         await self._beat()
-        task = asyncio.create_task(runner.run(CycleOptions(deadline=deadline)), name="cycle")
+        options = CycleOptions(deadline=deadline)
+        if self._refresh is not None:
+            until = started_wall + self.interval_s
+            options = CycleOptions(deadline=deadline, refresh=RefreshWindow(until, self._refresh))
+        task = asyncio.create_task(runner.run(options), name="cycle")
         hit: DeadlineHit | None = None
         try:
             hit = await self._watch(task, cycle_stop, runner, deadline)
@@ -628,6 +686,13 @@ def _health_server(app: App, health: HealthState, metrics: DaemonMetrics) -> Hea
             f"{settings.config_path}: daemon.metrics_port: cannot listen on {host}:{port}: "
             f"{exc.strerror or exc}"
         ) from None
+
+
+def mode_override(value: str) -> str:
+    """``--mode``: one of the two, or a usage error naming them."""
+    if value not in MODES:
+        raise UsageError(f"--mode: expected one of {', '.join(MODES)}, got {value!r}")
+    return value
 
 
 def interval_override(value: str) -> timedelta:

@@ -13,7 +13,7 @@ import os
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from ecsync.amazon.client import OffersClient
 from ecsync.amazon.errors import AuthFailed
 from ecsync.amazon.governor import RateGovernor
+from ecsync.amazon.metered import MeteredPricing
 from ecsync.app import App
 from ecsync.channels import open_account
 from ecsync.channels.errors import ChannelAuthError, ChannelError
@@ -29,7 +30,7 @@ from ecsync.channels.protocol import ChannelAdapter
 from ecsync.clock import Clock, Stop, SystemClock
 from ecsync.domain.plan import PlannedChange
 from ecsync.engine.collect import Scope, collect_asins
-from ecsync.engine.fetch import Fetcher, FetchObserver, FetchStats, QuotesHandler
+from ecsync.engine.fetch import Fetcher, FetchObserver, FetchStats, QuotesHandler, QuoteSink
 from ecsync.engine.plan import Planner
 from ecsync.engine.push import AccountPusher
 from ecsync.engine.reconcile import (
@@ -39,6 +40,7 @@ from ecsync.engine.reconcile import (
     listed_skus,
     read_account,
 )
+from ecsync.engine.refresh import Refresher, RefreshState, RefreshStats, asin_states
 from ecsync.errors import Interrupted
 from ecsync.lock import InstanceLock
 from ecsync.store.journal import (
@@ -62,6 +64,16 @@ class CycleOptions:
     stock_only: bool = False
     deadline: float | None = None  # wall-clock time by which the cycle must be done
     reconcile: bool | None = None  # None: when due (every `reconcile_every` cycles)
+    refresh: RefreshWindow | None = None  # continuous mode: this cycle is one window
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshWindow:
+    """A continuous-mode cycle: its fetch phase is the refresher running until ``until``
+    (wall clock), on the scheduler the daemon keeps across windows."""
+
+    until: float
+    state: RefreshState
 
 
 @dataclass
@@ -130,6 +142,7 @@ class CycleRunner:
         self._lock = lock
         self._heartbeat_every_s = heartbeat_every_s
         self._fetcher: Fetcher | None = None
+        self._refresher: Refresher | None = None
         self._pushers: dict[str, AccountPusher] = {}
         self._reconciling: asyncio.Task[None] | None = None
         self.phase = "starting"
@@ -147,6 +160,12 @@ class CycleRunner:
                 throttled=stats.throttled,
                 errors=stats.statuses.get("error", 0),
             )
+        if self._refresher is not None:
+            # The scheduler's figures (queue, quote age, probe hits) for status and /metrics.
+            data["refresh"] = {
+                **self._refresher.stats.as_dict(),
+                **self._refresher.scheduler_metrics(self._clock.time()),
+            }
         if self._pushers:
             data["applied"] = sum(p.tally.applied for p in self._pushers.values())
         return data
@@ -184,7 +203,7 @@ class CycleRunner:
                 options.scope,
                 cycle_id=summary.cycle_id,
                 stock_only=options.stock_only,
-                default_stale_after=self._app.settings.scaled(2 * self._app.settings.daemon.period),
+                default_stale_after=self._app.settings.scaled(2 * self._quote_cadence(options)),
                 keep_preview=options.dry_run,
             )
             if not options.dry_run:
@@ -341,6 +360,8 @@ class CycleRunner:
             if options.skip_fetch:
                 for i in range(0, len(asins), PLAN_CHUNK):
                     await batches.put(list(asins[i : i + PLAN_CHUNK]))
+            elif options.refresh is not None:
+                await self._refresh(options, options.refresh, summary, on_quotes)
             elif asins:
                 await self._fetch(asins, options, summary, on_quotes)
             await batches.put(None)
@@ -411,6 +432,71 @@ class CycleRunner:
         finally:
             summary.add_fetch(fetcher.stats)
             summary.extra["spapi_operations"] = governor.operation_counts()
+            await client.aclose()
+
+    def _quote_cadence(self, options: CycleOptions) -> timedelta:
+        """How old a quote may normally get: the sweep's interval, or in continuous mode the
+        scheduler's ``max_quote_age`` (never shorter than a window)."""
+        daemon = self._app.settings.daemon
+        if options.refresh is None:
+            return daemon.period
+        return max(daemon.max_quote_age, daemon.window)
+
+    async def _refresh(
+        self,
+        options: CycleOptions,
+        window: RefreshWindow,
+        summary: CycleSummary,
+        on_quotes: QuotesHandler,
+    ) -> None:
+        """Continuous mode's fetch phase: the refresher until the window's end."""
+        states = await self._db.run(lambda s: asin_states(s, options.scope))
+        added, removed = window.state.sync(states, self._clock.time())
+        if added or removed:
+            log.info("refresh: %d ASINs (%d added, %d retired)", len(states), added, removed)
+        settings = self._app.settings.amazon
+        client = OffersClient(settings)
+        governor = RateGovernor(self._db, client.credentials_key, self._stop, self._clock)
+        fetcher = self._fetcher = Fetcher(
+            client=client,
+            governor=governor,
+            db=self._db,
+            settings=settings,
+            stop=self._stop,
+            observer=self._fetch_observer,
+            on_quotes=on_quotes,
+            write=not options.dry_run,
+            clock=self._clock,
+            # Few batches waiting for a slot: each is chosen closer to when it is sent.
+            concurrency=min(2, settings.concurrency),
+        )
+        pricing = MeteredPricing(client, governor)
+        log.info(
+            "refreshing %d ASINs until %s",
+            len(states),
+            datetime.fromtimestamp(window.until, UTC).isoformat(timespec="seconds"),
+        )
+        refresher = self._refresher = Refresher(
+            scheduler=window.state.scheduler,
+            fetcher=fetcher,
+            pricing=pricing,
+            sink=QuoteSink(
+                self._db, write=not options.dry_run, clock=self._clock, on_quotes=on_quotes
+            ),
+            db=self._db,
+            settings=settings,
+            stop=self._stop,
+            clock=self._clock,
+        )
+        try:
+            await refresher.run(window.until)
+        finally:
+            summary.add_fetch(fetcher.stats)
+            _add_refresh(summary, refresher.stats, pricing)
+            summary.extra["spapi_operations"] = governor.operation_counts()
+            summary.extra["refresh"]["scheduler"] = window.state.scheduler.metrics(
+                self._clock.time()
+            )
             await client.aclose()
 
     def _tally(
@@ -540,6 +626,22 @@ class CycleRunner:
 
 
 PLAN_CHUNK = 200
+
+
+def _add_refresh(summary: CycleSummary, stats: RefreshStats, pricing: MeteredPricing) -> None:
+    """The single quotes count with the batches' in the quote totals; the rest in
+    ``extra["refresh"]``, with each metered operation's requests and throttles."""
+    singles = stats.single_statuses
+    summary.quotes_ok += singles.get("ok", 0)
+    summary.quotes_out_of_stock += singles.get("out_of_stock", 0)
+    summary.quotes_no_eligible_offer += singles.get("no_eligible_offer", 0)
+    summary.quotes_unknown_asin += singles.get("unknown_asin", 0)
+    summary.quotes_error += singles.get("error", 0)
+    summary.extra["refresh"] = {
+        **stats.as_dict(),
+        "requests": dict(pricing.requests),
+        "throttled": dict(pricing.throttled),
+    }
 
 
 def _beat(session: Session, *, lock: InstanceLock, phase: str, progress: dict[str, Any]) -> None:

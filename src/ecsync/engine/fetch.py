@@ -9,6 +9,15 @@ A circuit breaker stops hammering a dead API: after ``outage_batches`` batches i
 failed as a whole, no further batch is sent this cycle. The ASINs not fetched keep their
 last good quotes untouched (nothing is hidden because of the outage), one warning says so,
 and ``FetchStats.circuit_open`` tells the cycle summary (``spapi_outage``).
+
+Two ways to say what to fetch: ``run(asins)`` splits a fixed list (a sweep), and
+``run_source(source)`` asks a :class:`BatchSource` for each next batch until it has none
+(continuous refresh: the scheduler decides, batch by batch, what is most worth quoting),
+telling a callback how each batch ended. Both share every rule above.
+
+Turning an answer into quote rows, writing them and handing them to the planner lives in one
+place (:func:`quotes_from_items`, :class:`QuoteSink`), shared with the single-ASIN quotes of
+the continuous refresher.
 """
 
 from __future__ import annotations
@@ -17,14 +26,20 @@ import asyncio
 import logging
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
-from ecsync.amazon.client import BATCH_SIZE, OFFERS_BATCH, BatchAnswer, OffersClient
+from ecsync.amazon.client import (
+    BATCH_SIZE,
+    OFFERS_BATCH,
+    BatchAnswer,
+    ItemAnswer,
+    OffersClient,
+)
 from ecsync.amazon.errors import (
     AuthFailed,
     BatchRejected,
@@ -34,7 +49,7 @@ from ecsync.amazon.errors import (
 )
 from ecsync.amazon.governor import DOCUMENTED, RateGovernor
 from ecsync.clock import Clock, Stop, SystemClock
-from ecsync.config import AmazonSettings
+from ecsync.config import AmazonSettings, OfferRules
 from ecsync.domain.model import QuoteStatus
 from ecsync.domain.quotes import (
     quote_from_error,
@@ -112,6 +127,67 @@ class _TokenUnavailable(TransientError):
 
 
 QuotesHandler = Callable[[Sequence[QuoteWrite]], Awaitable[None]]
+# A batch of a source is done: its ASINs, the quotes written (none when it was skipped or
+# cut short) and, per good quote, whether it changed the product (``write_quotes``).
+BatchHandler = Callable[[Sequence[str], Sequence[QuoteWrite], Mapping[str, bool]], Awaitable[None]]
+
+
+class BatchSource(Protocol):
+    """Where a continuous fetch takes its batches from (the refresh scheduler)."""
+
+    async def next_batch(self) -> list[str] | None:
+        """Up to 20 ASINs to quote next; None when there is nothing more to fetch (the
+        reporting window ended). May wait, but must end its wait when the run is stopped."""
+        ...
+
+
+def quotes_from_items(items: Sequence[ItemAnswer], rules: OfferRules) -> list[QuoteWrite]:
+    """The quote rows of one answer (a batch's items, or a getItemOffers's one item), each
+    with what its answer implied for probes; refusals settled as a batch's are."""
+    quotes = []
+    for item in items:
+        if item.payload is not None:
+            quote = quote_from_payload(item.payload, rules)
+        elif item.status_code is not None:
+            quote = quote_from_item_error(item.asin, item.status_code, item.code, item.message)
+        else:
+            quote = quote_from_error(item.error or "no answer")
+        quotes.append(quote)
+    writes = []
+    for item, quote in zip(items, settle_batch(quotes), strict=True):
+        if quote.status in (QuoteStatus.ERROR, QuoteStatus.UNKNOWN_ASIN):
+            log.debug("%s: %s quote: %s", item.asin, quote.status, quote.error)
+        writes.append(QuoteWrite(item.asin, quote, item.quote_view))
+    return writes
+
+
+class QuoteSink:
+    """Where quotes go: onto the product rows (unless a dry run), then to the planner."""
+
+    def __init__(
+        self,
+        db: DbRunner,
+        *,
+        write: bool = True,
+        clock: Clock | None = None,
+        on_quotes: QuotesHandler | None = None,
+    ) -> None:
+        self._db = db
+        self._write = write
+        self._clock = clock or SystemClock()
+        self._on_quotes = on_quotes
+
+    async def write(self, writes: Sequence[QuoteWrite]) -> dict[str, bool]:
+        """Store the quotes in one transaction; per good quote, whether it changed."""
+        if not self._write:
+            return {}
+        now = datetime.fromtimestamp(self._clock.time(), UTC)
+        return await self._db.run(lambda session: write_quotes(session, writes, now))
+
+    async def hand_on(self, writes: Sequence[QuoteWrite]) -> None:
+        """Give the written quotes to the planner (plan and push per batch)."""
+        if self._on_quotes:
+            await self._on_quotes(writes)
 
 
 class Fetcher:
@@ -140,6 +216,8 @@ class Fetcher:
         self._clock = clock or SystemClock()
         self._concurrency = concurrency
         self._random = random.Random()
+        self._sink = QuoteSink(db, write=write, clock=self._clock, on_quotes=on_quotes)
+        self._on_batch: BatchHandler | None = None
         self.stats = FetchStats()
 
     async def run(self, asins: Sequence[str]) -> FetchStats:
@@ -174,6 +252,64 @@ class Fetcher:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
         return self.stats
+
+    async def run_source(
+        self, source: BatchSource, on_batch: BatchHandler | None = None
+    ) -> FetchStats:
+        """Fetch the batches ``source`` gives until it gives None, the breaker opens (SP-API
+        looks down: no batch is asked for after that) or a stop (``Interrupted``). Every
+        batch taken ends in ``on_batch``, skipped or not, unless the stop cuts it short."""
+        granted = await self._governor.granted_rate(OFFERS_BATCH)
+        self.stats = FetchStats(
+            granted_rate=granted or DOCUMENTED[OFFERS_BATCH].rate,
+            started=self._clock.monotonic(),
+        )
+        self._on_batch = on_batch
+        try:
+            if granted is None and not self._stop.is_set():
+                # As in run(): one batch alone until Amazon's rate header is known.
+                first = await self._until_stop(source.next_batch())
+                if first is None:
+                    return self.stats
+                await self._batch(self._count_batch(first), first)
+            workers = [
+                asyncio.create_task(self._source_worker(source), name=f"fetch-{n}")
+                for n in range(self._concurrency)
+            ]
+            try:
+                await asyncio.gather(*workers)
+            finally:
+                for worker in workers:
+                    worker.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+        finally:
+            self._on_batch = None
+        return self.stats
+
+    def _count_batch(self, batch: Sequence[str]) -> int:
+        self.stats.asins += len(batch)
+        self.stats.batches += 1
+        return self.stats.batches
+
+    async def _source_worker(self, source: BatchSource) -> None:
+        while not self._stop.is_set():
+            if self.stats.circuit_open:
+                return
+            batch = await self._until_stop(source.next_batch())
+            if batch is None:
+                return
+            if self.stats.circuit_open:  # opened while this worker waited for its batch
+                self.stats.skipped += len(batch)
+                await self._batch_finished(batch, [], {})
+                return
+            await self._batch(self._count_batch(batch), batch)
+        raise Interrupted(self._stop.reason)
+
+    async def _batch_finished(
+        self, asins: Sequence[str], writes: Sequence[QuoteWrite], changed: Mapping[str, bool]
+    ) -> None:
+        if self._on_batch is not None:
+            await self._on_batch(asins, writes, changed)
 
     async def _worker(self, queue: asyncio.Queue[tuple[int, list[str]]]) -> None:
         while not self._stop.is_set():
@@ -211,6 +347,7 @@ class Fetcher:
             answer = await self._answer_with_retries(index, asins, progress)
         except _Skipped:
             self.stats.skipped += len(asins)
+            await self._batch_finished(asins, [], {})
             return
         except _TokenUnavailable as exc:
             raise AuthFailed(f"cannot get an SP-API access token: {exc}") from None
@@ -225,12 +362,10 @@ class Fetcher:
             await self._governor.granted(OFFERS_BATCH, answer.rate_limit)
             if answer.rate_limit:
                 self.stats.granted_rate = answer.rate_limit
-            writes = self._quotes(answer)
+            writes = quotes_from_items(answer.items, self._settings.offers)
         attempts = progress.attempts
         self._count_outcome(failed_whole)
-        if self._write:
-            now = datetime.fromtimestamp(self._clock.time(), UTC)
-            await self._db.run(lambda session: write_quotes(session, writes, now))
+        changed = await self._sink.write(writes)
         statuses = Counter(w.quote.status.value for w in writes)
         self.stats.statuses.update(statuses)
         self.stats.batches_done += 1
@@ -244,8 +379,8 @@ class Fetcher:
         )
         if self._observer:
             self._observer.batch_done(report, self.stats)
-        if self._on_quotes:
-            await self._on_quotes(writes)
+        await self._sink.hand_on(writes)
+        await self._batch_finished(asins, writes, changed)
 
     async def _answer_with_retries(
         self, index: int, asins: list[str], progress: _Progress
@@ -317,41 +452,27 @@ class Fetcher:
         if await self._stop.sleep(seconds):
             raise Interrupted(self._stop.reason)
 
-    def _quotes(self, answer: BatchAnswer) -> list[QuoteWrite]:
-        rules = self._settings.offers
-        quotes = []
-        for item in answer.items:
-            if item.payload is not None:
-                quote = quote_from_payload(item.payload, rules)
-            elif item.status_code is not None:
-                quote = quote_from_item_error(item.asin, item.status_code, item.code, item.message)
-            else:
-                quote = quote_from_error(item.error or "no answer")
-            quotes.append(quote)
-        writes = []
-        for item, quote in zip(answer.items, settle_batch(quotes), strict=True):
-            if quote.status in (QuoteStatus.ERROR, QuoteStatus.UNKNOWN_ASIN):
-                log.debug("%s: %s quote: %s", item.asin, quote.status, quote.error)
-            writes.append(QuoteWrite(item.asin, quote))
-        return writes
-
     def _backoff(self, failures: int) -> float:
         base: float = self._settings.retry_base_s * 2.0 ** (failures - 1)
         return min(MAX_BACKOFF_S, base) * self._random.uniform(0.5, 1.5)
 
     async def _until_stop(self, work: Coroutine[Any, Any, T]) -> T:
-        """Await ``work`` unless a stop arrives first; then cancel it and raise Interrupted."""
-        task = asyncio.ensure_future(work)
-        stopper = asyncio.ensure_future(self._stop.wait())
-        try:
-            done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopper.cancel()
-            if not task.done():  # this coroutine was cancelled (a sibling batch failed)
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        if task in done:
-            return task.result()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        raise Interrupted(self._stop.reason)
+        return await until_stop(self._stop, work)
+
+
+async def until_stop(stop: Stop, work: Coroutine[Any, Any, T]) -> T:
+    """Await ``work`` unless a stop arrives first; then cancel it and raise Interrupted."""
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if not task.done():  # this coroutine was cancelled (a sibling batch failed)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task in done:
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    raise Interrupted(stop.reason)

@@ -104,6 +104,16 @@ class Product(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None]
     error_count: Mapped[int] = mapped_column(Integer, default=0)
+    # What the last full quote implied about what a probe sees (None: it did not say), so a
+    # getCompetitivePricing probe can be compared with it (domain.probes.probe_differs).
+    buy_box_present: Mapped[bool | None] = mapped_column(Boolean)
+    buy_box_landed: Mapped[Decimal | None] = mapped_column(Money)
+    new_offer_count: Mapped[int | None] = mapped_column(Integer)
+    # The ASIN's own change history, for the refresh scheduler's learned change rate: good
+    # quotes whose price or availability moved from the previous good one, over the seconds
+    # between good quotes (errors count in neither).
+    quote_changes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    observed_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
     __table_args__ = (Index("ix_products_fetched_at", "fetched_at"),)
 
