@@ -66,6 +66,9 @@ class ProbeDriven(RefreshScheduler):
         self.taken.discard(asin)
         self.failed.append(asin)
 
+    def metrics(self, now: float) -> dict[str, Any]:
+        return {}  # the real scheduler's figures read its own fields, which this fake reuses
+
     def probed(self, asin: str, now: float, difference: Difference | None) -> None:
         self.probes.append((asin, difference))
         if difference is not None and asin not in self.urgent and asin not in self.taken:
