@@ -44,6 +44,7 @@ from ecsync.config import parse_duration
 
 HOUR_S = 3600.0
 POLL_S = 0.5  # wall seconds between two looks at the simulator clock (and RSS)
+CONTINUOUS = "continuous"
 STOP_TIMEOUT_S = 30.0  # a daemon stops within 2 s of SIGTERM; this only bounds a wedged one
 REFERENCE_INTERVALS = ("0", "3h")
 
@@ -94,6 +95,21 @@ def _interval(text: str) -> str:
     return text
 
 
+def _runs(text: str) -> tuple[str, ...]:
+    """``--runs``: each an interval as ``--interval`` takes it, or ``continuous``."""
+    runs = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not runs:
+        raise argparse.ArgumentTypeError("name at least one run")
+    return tuple(run if run == CONTINUOUS else _interval(run) for run in runs)
+
+
+def daemon_args(run: str) -> list[str]:
+    """``ecsync daemon`` arguments of one run: ``continuous`` or a sweep interval."""
+    if run == CONTINUOUS:
+        return ["--mode", "continuous"]
+    return ["--mode", "sweep", "--interval", run]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line; bad input exits 2 naming the option (argparse's own errors)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -106,6 +122,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--interval", type=_interval, default="0", help="the daemon's (simulated) interval"
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("sweep", "continuous"),
+        default="sweep",
+        help="the daemon's mode (continuous: --interval is ignored)",
+    )
+    parser.add_argument(
+        "--runs",
+        type=_runs,
+        default=None,
+        help="runs to compare on the same simulated day, comma separated: an interval "
+        "(sweep at that interval) or 'continuous', e.g. continuous,0,3h",
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="one JSON object instead of text")
@@ -258,7 +287,7 @@ def _run_daemon(shop: Shop, args: argparse.Namespace, interval: str) -> dict[str
     started_wall = time.time()
     log = (shop.dir / "daemon.out").open("w", encoding="utf-8")
     daemon = subprocess.Popen(
-        [*ECSYNC, "daemon", "--interval", interval],
+        [*ECSYNC, "daemon", *daemon_args(interval)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=shop.env,
@@ -457,29 +486,40 @@ def print_run(result: dict[str, Any]) -> None:
 
 
 def print_comparison(results: list[dict[str, Any]]) -> None:
-    first, second = results
-    a, b = dict(figures(first)), dict(figures(second))
-    labels = list(a) + [label for label in b if label not in a]
-    head = [f"interval {r['options']['interval']}" for r in results]
+    """Each figure side by side, and each later run's ratio to the first run."""
+    tables = [dict(figures(result)) for result in results]
+    labels: list[str] = []
+    for table in tables:
+        labels += [label for label in table if label not in labels]
+    head = [_run_name(r["options"]["interval"]) for r in results]
     width = max(len(label) for label in labels)
-    options = first["options"]
+    options = results[0]["options"]
     print(
-        f"reference: {options['products']} products, {options['hours']:g} h at speed "
+        f"compared: {options['products']} products, {options['hours']:g} h at speed "
         f"{options['speed']:g}, {options['volatility']}, rate {options['market_rate']:g}, "
-        f"seed {options['seed']} (same simulated day)"
+        f"seed {options['seed']} (same simulated day); ratios are to {head[0]}"
     )
-    print(f"  {'':<{width}}  {head[0]:>14}  {head[1]:>14}  {'ratio':>8}")
+    ratio_head = "".join(f"  {'ratio ' + str(i + 2):>8}" for i in range(len(results) - 1))
+    print(f"  {'':<{width}}" + "".join(f"  {h:>14}" for h in head) + ratio_head)
     for label in labels:
-        x, y = a.get(label), b.get(label)
-        print(f"  {label:<{width}}  {_fmt(x):>14}  {_fmt(y):>14}  {ratio(x, y):>8}")
+        values = [table.get(label) for table in tables]
+        cells = "".join(f"  {_fmt(v):>14}" for v in values)
+        ratios = "".join(f"  {ratio(v, values[0]):>8}" for v in values[1:])
+        print(f"  {label:<{width}}{cells}{ratios}")
+
+
+def _run_name(run: str) -> str:
+    return "continuous" if run == CONTINUOUS else f"sweep {run}"
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    intervals = REFERENCE_INTERVALS if args.reference else (args.interval,)
-    if args.reference:
+    single = CONTINUOUS if args.mode == CONTINUOUS else args.interval
+    intervals = args.runs or (REFERENCE_INTERVALS if args.reference else (single,))
+    compare = len(intervals) > 1
+    if compare:
         say(
-            f"day: reference, intervals {' and '.join(intervals)} one after the other: "
+            f"day: runs {', '.join(_run_name(i) for i in intervals)} one after the other: "
             f"{len(intervals)} x {args.hours * HOUR_S / args.speed:.0f} s wall, plus set-up"
         )
     results = []
@@ -492,11 +532,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         for result in results:
             result["figures"] = {label.strip(): value for label, value in figures(result)}
-        if args.reference:
+        if compare:
             print(json.dumps({"reference": results}, default=str))
         else:
             print(json.dumps(results[0], default=str))
-    elif args.reference:
+    elif compare:
         print_comparison(results)
 
 
