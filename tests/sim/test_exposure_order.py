@@ -1,0 +1,89 @@
+"""The exposure meter hears the market and the channels in simulated-time order, even when a
+route's edit lands after market events its request's middleware did not yet apply.
+
+``_MarketFirst`` applies the events due when a request ARRIVES; the route reads the clock
+again when it edits (after awaiting its body, the gate, other requests). An event due in
+between is applied only by the next request, after the edit, yet it happened before it. The
+oracle here is the timeline written out in the test: the item was buyable from the sell-out
+(event time t) until the hiding edit at t + 2 s, so 2 listing-seconds of oversell and one
+exposed sell-out of latency 2 s, whatever order the code heard of them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ecsync.sim.clock import SimClock
+from ecsync.sim.options import SimOptions
+from ecsync.sim.seeding import build_state
+from ecsync.sim.state import SimState
+
+T0 = 1_767_600_000.0
+DAY = 86_400.0
+OPTIONS: dict[str, Any] = {
+    "products": 40,
+    "drift": 0.0,
+    "ebay_share": 0.0,
+    "market_rate": 48.0,
+    "volatility": "uniform",
+    "seed": 3,
+}
+EXACT = 1e-6
+
+
+def frozen_state() -> SimState:
+    clock = SimClock(1.0, start=T0, real=lambda: 0.0)
+    clock.set_frozen(True)
+    return build_state(SimOptions(**OPTIONS), clock)
+
+
+def first_exposed_sellout() -> tuple[float, str]:
+    """(t, ASIN) of the first event that leaves an ASIN with no eligible offer, in a twin
+    simulator left alone for a day; the ASIN's BASE item is buyable (seeded, untouched)."""
+    twin = frozen_state()
+    twin.clock.advance(DAY)
+    twin.advance_market()
+    assert twin.events is not None
+    events = twin.events.since(-math.inf)
+    items = {item.identifier: item for item in twin.base["base-1"].items.values()}
+    first = next(e for e in events if e["cost_before"] is not None and e["cost_after"] is None)
+    item = items[first["asin"]]
+    assert item.visible == 1 and item.stock > 0 and not item.variations
+    later = [e for e in events if e["asin"] == first["asin"] and e["t"] > first["t"]]
+    assert not later or later[0]["t"] > first["t"] + 2  # nothing else moves it in the window
+    return first["t"], first["asin"]
+
+
+def test_an_edit_that_lands_after_an_unapplied_event_is_counted_after_it() -> None:
+    t, asin = first_exposed_sellout()
+    state = frozen_state()
+    account = state.base["base-1"]
+    item = next(i for i in account.items.values() if i.identifier == asin)
+    # A request arrives one second before the sell-out: its middleware applies what is due.
+    state.clock.advance(t - 1 - T0)
+    state.advance_market()
+    # Its route edits three seconds later (2 s after the sell-out): the seller hides the item.
+    state.clock.advance(3)
+    item.visible = 0
+    account.touch(item, state.clock.now())
+    # The next request's middleware applies the sell-out, which happened before the edit.
+    state.advance_market()
+    assert state.exposure is not None
+    figures = state.exposure.snapshot(state.clock.now())["accounts"]["base-1"]
+    assert abs(figures["oversell_s"] - 2.0) < EXACT
+    sellouts = figures["sellouts"]
+    assert (sellouts["count"], sellouts["exposed"], sellouts["still_exposed"]) == (1, 1, 0)
+    assert abs(sellouts["latency_s"]["max"] - 2.0) < EXACT
+
+
+def test_a_snapshot_counts_the_events_due_by_its_own_time() -> None:
+    t, _ = first_exposed_sellout()
+    state = frozen_state()
+    state.clock.advance(t - 1 - T0)
+    state.advance_market()  # the request arrived before the sell-out ...
+    state.clock.advance(3)  # ... and reads the figures 2 s after it
+    assert state.exposure is not None
+    figures = state.exposure.snapshot(state.clock.now())["accounts"]["base-1"]
+    assert abs(figures["oversell_s"] - 2.0) < EXACT
+    assert figures["sellouts"]["count"] == 1 and figures["sellouts"]["still_exposed"] == 1
