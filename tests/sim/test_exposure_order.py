@@ -87,3 +87,26 @@ def test_a_snapshot_counts_the_events_due_by_its_own_time() -> None:
     figures = state.exposure.snapshot(state.clock.now())["accounts"]["base-1"]
     assert abs(figures["oversell_s"] - 2.0) < EXACT
     assert figures["sellouts"]["count"] == 1 and figures["sellouts"]["still_exposed"] == 1
+
+
+def test_an_event_that_raises_is_skipped_and_the_rest_still_apply() -> None:
+    """Every request applies the events due first: one event's bug must not fail the request
+    that happened to carry it, nor keep the events after it from happening."""
+    state = frozen_state()
+    events = state.events
+    assert events is not None
+    real = events._outcome
+    calls = {"n": 0}
+
+    def broken_once(*args: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("a bug in one event")
+        return real(*args)
+
+    events._outcome = broken_once  # type: ignore[method-assign]
+    state.clock.advance(6 * 3600)
+    state.advance_market()  # must not raise
+    applied = events.since(-math.inf)
+    assert calls["n"] > 2 and len(applied) == calls["n"] - 1
+    assert state.events is not None and events.summary(state.clock.now())["failed"] == 1
