@@ -14,10 +14,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pytest
+
 from ecsync.sim.clock import SimClock
 from ecsync.sim.options import SimOptions
 from ecsync.sim.seeding import build_state
 from ecsync.sim.state import SimState
+from tests.sim.conftest import SimFactory
 
 T0 = 1_767_600_000.0
 DAY = 86_400.0
@@ -89,7 +92,9 @@ def test_a_snapshot_counts_the_events_due_by_its_own_time() -> None:
     assert figures["sellouts"]["count"] == 1 and figures["sellouts"]["still_exposed"] == 1
 
 
-def test_an_event_that_raises_is_skipped_and_the_rest_still_apply() -> None:
+def test_an_event_that_raises_is_skipped_and_the_rest_still_apply(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Every request applies the events due first: one event's bug must not fail the request
     that happened to carry it, nor keep the events after it from happening."""
     state = frozen_state()
@@ -104,9 +109,46 @@ def test_an_event_that_raises_is_skipped_and_the_rest_still_apply() -> None:
             raise RuntimeError("a bug in one event")
         return real(*args)
 
-    events._outcome = broken_once  # type: ignore[method-assign]
+    monkeypatch.setattr(events, "_outcome", broken_once)
     state.clock.advance(6 * 3600)
     state.advance_market()  # must not raise
     applied = events.since(-math.inf)
     assert calls["n"] > 2 and len(applied) == calls["n"] - 1
     assert state.events is not None and events.summary(state.clock.now())["failed"] == 1
+
+
+def test_a_hand_edit_of_the_market_lands_after_the_events_due_before_it(
+    make_sim: SimFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``PUT /_sim/amazon/{asin}`` at t + 2 s, in a request that arrived at t - 1 s, with
+    an event of that ASIN at t: the event happened first, so the hand-set offers are what the
+    ASIN holds afterwards (not the event's outcome drawn from them, applied later)."""
+    twin = frozen_state()  # the schedule (offsets from its start) is the seed's alone
+    twin.clock.advance(DAY)
+    twin.advance_market()
+    assert twin.events is not None
+    events = twin.events.since(-math.inf)
+    first = events[0]
+    later = [e for e in events if e["asin"] == first["asin"] and e["t"] > first["t"]]
+    assert not later or later[0]["t"] > first["t"] + 10
+    sim = make_sim(**OPTIONS, market_hold=True)
+    sim.freeze()
+    start = sim.control("POST", "/market/start")["start"]
+    due = start + first["t"] - T0
+    sim.advance(due - 1 - sim.control("GET", "/clock")["now"])
+    state = sim.handle.state
+    real_advance = state.advance_market
+
+    def advance_then_lag() -> float:
+        now = real_advance()
+        state.clock.advance(3)  # the route reads the clock 3 s after the request arrived
+        return now
+
+    monkeypatch.setattr(state, "advance_market", advance_then_lag)
+    hand = {"seller_id": "A1HAND", "price": 1234, "shipping": 0}
+    sim.control("PUT", f"/amazon/{first['asin']}", {"offers": [hand]})
+    monkeypatch.undo()  # the class's own again
+    held = sim.control("GET", f"/amazon/{first['asin']}")["offers"]  # applies what is due
+    assert [(o["seller_id"], o["price"], o["shipping"]) for o in held] == [("A1HAND", 1234, 0)]
+    applied = sim.control("GET", f"/market/events?since={due}")["events"]
+    assert [(e["t"], e["asin"]) for e in applied][:1] == [(due, first["asin"])]
