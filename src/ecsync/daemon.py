@@ -15,7 +15,8 @@ What the system ecsync replaces got wrong, and what this module does instead:
 - *Stale error counters re-ran whole cycles.* Each cycle gets a new runner with fresh
   counters; the next cycle starts one interval after the previous START, whatever the
   outcome, never overlapping (an overrun is followed at once by the next, with a warning);
-  ``--interval 0`` starts it as soon as the previous one ends.
+  ``--interval 0`` starts it as soon as the previous one ends (after one that did not
+  succeed, :data:`FAILED_PAUSE` later: a lasting failure must not become a tight loop).
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ LOCK_POLL_S = 1.0  # how often a due cycle re-tries a cycle lock held by a manua
 PROGRESS_LOG_S = 60.0  # a working cycle writes a progress line at least this often
 STORE_REFRESH_S = 60.0  # quote-age and budget gauges are re-read this often when idle
 ALERT_FLUSH_S = 0.5  # queued alerts get this long at shutdown
+# ``--interval 0``: after a cycle that did not succeed, the next one waits this long (on the
+# simulator's scale) instead of starting at once. A lasting failure (a refused token, an API
+# down) fails every cycle within a second; back to back, that asked Amazon's LWA again and
+# wrote a failed cycle several times a second until someone noticed.
+FAILED_PAUSE = timedelta(minutes=5)
 
 
 def human_duration(seconds: float) -> str:
@@ -244,11 +250,13 @@ class Daemon:
             next_start = started + self.interval_s
             self._next_cycle_at = self._clock.time() + self.interval_s
             try:
-                await self._cycle()
+                succeeded = await self._cycle()
             finally:
                 self._cycle_lock.release()
             self.cycles_run += 1
             took = self._clock.monotonic() - started
+            if self.interval_s == 0 and not succeeded and not self._stop.is_set():
+                next_start = self._clock.monotonic() + self._failed_pause_s()
             if 0 < self.interval_s <= took and not self._stop.is_set():
                 log.warning(
                     "the cycle took %s, longer than the interval (%s): the next one starts "
@@ -256,6 +264,23 @@ class Daemon:
                     human_duration(took),
                     human_duration(self.interval_s),
                 )
+
+    def _failed_pause_s(self) -> float:
+        """The real seconds ``--interval 0`` waits after a cycle that did not succeed."""
+        settings = self._app.settings
+        pause = settings.scaled(FAILED_PAUSE).total_seconds()
+        simulated = (
+            f" ({human_duration(FAILED_PAUSE.total_seconds())} simulated)"
+            if settings.runtime.time_scale != 1
+            else ""
+        )
+        log.warning(
+            "the cycle did not succeed: with --interval 0 the next one waits %s%s, so a "
+            "lasting failure is not retried in a tight loop",
+            human_duration(pause),
+            simulated,
+        )
+        return pause
 
     async def _take_cycle_lock(self) -> None:
         """Take the cycle lock; while a manual sync holds it, wait (stop-responsive).
@@ -281,7 +306,8 @@ class Daemon:
 
     # --- one cycle ------------------------------------------------------------------------
 
-    async def _cycle(self) -> None:
+    async def _cycle(self) -> bool:
+        """One cycle under its deadline, recorded; whether it succeeded (``cycle_succeeded``)."""
         cycle_stop = Stop()
         runner = CycleRunner(
             self._app,
@@ -324,6 +350,7 @@ class Daemon:
             self._runner = None
             self._state, self._phase = "idle", "finished"
         await self._after_cycle(summary, started_wall)
+        return cycle_succeeded(summary)
 
     async def _watch(
         self,
