@@ -12,6 +12,9 @@ exposed sell-out of latency 2 s, whatever order the code heard of them.
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -152,3 +155,25 @@ def test_a_hand_edit_of_the_market_lands_after_the_events_due_before_it(
     assert [(o["seller_id"], o["price"], o["shipping"]) for o in held] == [("A1HAND", 1234, 0)]
     applied = sim.control("GET", f"/market/events?since={due}")["events"]
     assert [(e["t"], e["asin"]) for e in applied][:1] == [(due, first["asin"])]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--market-rate", "nan"], "--market-rate must be a finite number, 0 or more"),
+        (["--market-rate", "inf"], "--market-rate must be a finite number, 0 or more"),
+        (["--speed", "nan"], "--speed must be a finite number"),
+    ],
+)
+def test_options_that_are_not_finite_numbers_exit_2(args: list[str], message: str) -> None:
+    """``nan < 0`` is False: the checks let NaN through (``--market-rate nan`` served a still
+    market, ``--speed nan`` a clock of NaNs) and ``inf`` failed with a traceback at start."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ecsync", "sim", "--products", "5", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 2, done
+    assert message in done.stderr
