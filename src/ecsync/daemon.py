@@ -16,7 +16,8 @@ What the system ecsync replaces got wrong, and what this module does instead:
   counters; the next cycle starts one interval after the previous START, whatever the
   outcome, never overlapping (an overrun is followed at once by the next, with a warning);
   ``--interval 0`` starts it as soon as the previous one ends (after one that did not
-  succeed, :data:`FAILED_PAUSE` later: a lasting failure must not become a tight loop).
+  succeed, no sooner than :data:`FAILED_PAUSE` after its start: a lasting failure must not
+  become a tight loop).
 """
 
 from __future__ import annotations
@@ -61,10 +62,10 @@ LOCK_POLL_S = 1.0  # how often a due cycle re-tries a cycle lock held by a manua
 PROGRESS_LOG_S = 60.0  # a working cycle writes a progress line at least this often
 STORE_REFRESH_S = 60.0  # quote-age and budget gauges are re-read this often when idle
 ALERT_FLUSH_S = 0.5  # queued alerts get this long at shutdown
-# ``--interval 0``: after a cycle that did not succeed, the next one waits this long (on the
-# simulator's scale) instead of starting at once. A lasting failure (a refused token, an API
-# down) fails every cycle within a second; back to back, that asked Amazon's LWA again and
-# wrote a failed cycle several times a second until someone noticed.
+# ``--interval 0``: a cycle that did not succeed is followed no sooner than this long after
+# its start (on the simulator's scale). A lasting failure (a refused token, an API down) fails
+# every cycle within a second; back to back, that asked Amazon's LWA again and wrote a failed
+# cycle several times a second until someone noticed.
 FAILED_PAUSE = timedelta(minutes=5)
 
 
@@ -256,7 +257,7 @@ class Daemon:
             self.cycles_run += 1
             took = self._clock.monotonic() - started
             if self.interval_s == 0 and not succeeded and not self._stop.is_set():
-                next_start = self._clock.monotonic() + self._failed_pause_s()
+                next_start = self._after_failure(started)
             if 0 < self.interval_s <= took and not self._stop.is_set():
                 log.warning(
                     "the cycle took %s, longer than the interval (%s): the next one starts "
@@ -265,22 +266,29 @@ class Daemon:
                     human_duration(self.interval_s),
                 )
 
-    def _failed_pause_s(self) -> float:
-        """The real seconds ``--interval 0`` waits after a cycle that did not succeed."""
+    def _after_failure(self, started: float) -> float:
+        """``--interval 0``, after a cycle that did not succeed: when the next may start.
+
+        :data:`FAILED_PAUSE` after this one's start, as if it were the interval: a lasting
+        failure fails within a second and must not be retried in a tight loop, while a long
+        cycle that failed (its deadline, hours in) is followed at once, as any other."""
         settings = self._app.settings
         pause = settings.scaled(FAILED_PAUSE).total_seconds()
-        simulated = (
-            f" ({human_duration(FAILED_PAUSE.total_seconds())} simulated)"
-            if settings.runtime.time_scale != 1
-            else ""
-        )
-        log.warning(
-            "the cycle did not succeed: with --interval 0 the next one waits %s%s, so a "
-            "lasting failure is not retried in a tight loop",
-            human_duration(pause),
-            simulated,
-        )
-        return pause
+        next_start = started + pause
+        wait = next_start - self._clock.monotonic()
+        if wait > 0:
+            simulated = (
+                f" ({human_duration(FAILED_PAUSE.total_seconds())} simulated)"
+                if settings.runtime.time_scale != 1
+                else ""
+            )
+            log.warning(
+                "the cycle did not succeed: with --interval 0 the next one starts %s%s after "
+                "it started, not at once, so a lasting failure is not retried in a tight loop",
+                human_duration(pause),
+                simulated,
+            )
+        return next_start
 
     async def _take_cycle_lock(self) -> None:
         """Take the cycle lock; while a manual sync holds it, wait (stop-responsive).
