@@ -43,6 +43,8 @@ def _number(body: dict[str, Any], key: str, default: float | None = None) -> flo
     value = body.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadBody(f"{key}: a number is required")
+    if not math.isfinite(value):  # Python's JSON reads Infinity and NaN
+        raise BadBody(f"{key}: a finite number is required, not {value}")
     return float(value)
 
 
