@@ -15,7 +15,9 @@ What the system ecsync replaces got wrong, and what this module does instead:
 - *Stale error counters re-ran whole cycles.* Each cycle gets a new runner with fresh
   counters; the next cycle starts one interval after the previous START, whatever the
   outcome, never overlapping (an overrun is followed at once by the next, with a warning);
-  ``--interval 0`` starts it as soon as the previous one ends.
+  ``--interval 0`` starts it as soon as the previous one ends (after one that did not
+  succeed, no sooner than :data:`FAILED_PAUSE` after its start: a lasting failure must not
+  become a tight loop).
 
 Two modes (``[daemon] mode``, ``--mode``): ``sweep`` runs the cycle above every interval;
 ``continuous`` refreshes without pause (``engine/refresh.py``) and records one cycle per
@@ -42,10 +44,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ecsync.alerts import DAEMON_STARTED, DAEMON_STOPPED, Alert, Alerts, cycle_alerts
+from ecsync.amazon.client import BATCH_SIZE, OFFERS_BATCH
+from ecsync.amazon.governor import DOCUMENTED
 from ecsync.app import App
 from ecsync.clock import Clock, Stop, SystemClock
 from ecsync.config import Settings, parse_duration
 from ecsync.domain.refresh import RefreshPolicy, RefreshScheduler
+from ecsync.engine.collect import Scope, collect_asins
 from ecsync.engine.cycle import CycleOptions, CycleRunner, RefreshWindow
 from ecsync.engine.fetch import BatchReport, FetchStats
 from ecsync.engine.refresh import RefreshState
@@ -76,6 +81,11 @@ LOCK_POLL_S = 1.0  # how often a due cycle re-tries a cycle lock held by a manua
 PROGRESS_LOG_S = 60.0  # a working cycle writes a progress line at least this often
 STORE_REFRESH_S = 60.0  # quote-age and budget gauges are re-read this often when idle
 ALERT_FLUSH_S = 0.5  # queued alerts get this long at shutdown
+# ``--interval 0``: a cycle that did not succeed is followed no sooner than this long after
+# its start (on the simulator's scale). A lasting failure (a refused token, an API down) fails
+# every cycle within a second; back to back, that asked Amazon's LWA again and wrote a failed
+# cycle several times a second until someone noticed.
+FAILED_PAUSE = timedelta(minutes=5)
 
 
 MODES = ("sweep", "continuous")
@@ -97,6 +107,13 @@ def refresh_policy(settings: Settings) -> RefreshPolicy:
         prior_rate_per_day=default.prior_rate_per_day * scale,
         prior_weight_s=default.prior_weight_s / scale,
     )
+
+
+def sweep_floor_s(asins: int, settings: Settings) -> float:
+    """Real seconds a sweep of ``asins`` takes at getItemOffersBatch's documented rate."""
+    quota = DOCUMENTED[OFFERS_BATCH]
+    batches = -(-asins // BATCH_SIZE)
+    return max(0.0, batches - quota.burst) / (quota.rate * settings.runtime.time_scale)
 
 
 def human_duration(seconds: float) -> str:
@@ -212,6 +229,7 @@ class Daemon:
             self._refresh = RefreshState(RefreshScheduler(refresh_policy(settings)))
         else:
             self.deadline_s = self.period_s * fraction
+        self._budget_s = self.deadline_s  # the running cycle's (see _cycle_budget_s)
         self.cycles_run = 0
         self._state = "idle"
         self._phase = "starting"
@@ -304,11 +322,13 @@ class Daemon:
             next_start = started + self.interval_s
             self._next_cycle_at = self._clock.time() + self.interval_s
             try:
-                await self._cycle()
+                succeeded = await self._cycle()
             finally:
                 self._cycle_lock.release()
             self.cycles_run += 1
             took = self._clock.monotonic() - started
+            if self.interval_s == 0 and not succeeded and not self._stop.is_set():
+                next_start = self._after_failure(started)
             overran = 0 < self.interval_s <= took and self.mode == "sweep"
             if overran and not self._stop.is_set():
                 log.warning(
@@ -317,6 +337,30 @@ class Daemon:
                     human_duration(took),
                     human_duration(self.interval_s),
                 )
+
+    def _after_failure(self, started: float) -> float:
+        """``--interval 0``, after a cycle that did not succeed: when the next may start.
+
+        :data:`FAILED_PAUSE` after this one's start, as if it were the interval: a lasting
+        failure fails within a second and must not be retried in a tight loop, while a long
+        cycle that failed (its deadline, hours in) is followed at once, as any other."""
+        settings = self._app.settings
+        pause = settings.scaled(FAILED_PAUSE).total_seconds()
+        next_start = started + pause
+        wait = next_start - self._clock.monotonic()
+        if wait > 0:
+            simulated = (
+                f" ({human_duration(FAILED_PAUSE.total_seconds())} simulated)"
+                if settings.runtime.time_scale != 1
+                else ""
+            )
+            log.warning(
+                "the cycle did not succeed: with --interval 0 the next one starts %s%s after "
+                "it started, not at once, so a lasting failure is not retried in a tight loop",
+                human_duration(pause),
+                simulated,
+            )
+        return next_start
 
     async def _take_cycle_lock(self) -> None:
         """Take the cycle lock; while a manual sync holds it, wait (stop-responsive).
@@ -342,7 +386,8 @@ class Daemon:
 
     # --- one cycle ------------------------------------------------------------------------
 
-    async def _cycle(self) -> None:
+    async def _cycle(self) -> bool:
+        """One cycle under its deadline, recorded; whether it succeeded (``cycle_succeeded``)."""
         cycle_stop = Stop()
         runner = CycleRunner(
             self._app,
@@ -352,7 +397,8 @@ class Daemon:
             lock=self._cycle_lock,
         )
         started_wall = self._clock.time()
-        deadline = started_wall + self.deadline_s
+        budget_s = self._budget_s = await self._cycle_budget_s()
+        deadline = started_wall + budget_s
         self._runner = runner
         self._state, self._phase = "running", "starting"
         await self._beat()
@@ -389,6 +435,19 @@ class Daemon:
             self._runner = None
             self._state, self._phase = "idle", "finished"
         await self._after_cycle(summary, started_wall)
+        return cycle_succeeded(summary)
+
+    async def _cycle_budget_s(self) -> float:
+        """The cycle's deadline budget. Back to back (``--interval 0``) there is no interval to
+        fit in: a sweep must get the time its catalogue needs at the documented floor (twice
+        it), or a large catalogue's sweep would be cut short every cycle and its tail starved."""
+        if self.mode != "sweep" or self.interval_s > 0:
+            return self.deadline_s
+        asins = await asyncio.to_thread(
+            self._in_transaction, lambda session: len(collect_asins(session, Scope()))
+        )
+        floor_s = sweep_floor_s(asins, self._app.settings)
+        return max(self.deadline_s, 2 * floor_s)
 
     async def _watch(
         self,
@@ -412,10 +471,10 @@ class Daemon:
                 cycle_stop.set(self._stop.reason)
                 grace_end = self._clock.monotonic() + STOP_GRACE_S
             else:
-                hit = DeadlineHit(self.deadline_s, runner.phase, runner.progress())
+                hit = DeadlineHit(self._budget_s, runner.phase, runner.progress())
                 log.warning(
                     "cycle deadline (%s) reached in phase %s: stopping the cycle",
-                    human_duration(self.deadline_s),
+                    human_duration(self._budget_s),
                     runner.phase,
                 )
                 cycle_stop.set("deadline reached")

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from ecsync.amazon.governor import DOCUMENTED
 from ecsync.channels.budget import Window
 from ecsync.channels.kinds import channel_kind
-from ecsync.config import Settings
+from ecsync.config import BACK_TO_BACK_PERIOD, Settings
 from ecsync.lock import Holder, read_holder
 from ecsync.store.quote_age import quote_ages
 from ecsync.store.schema import Account, ApiUsage, Change, Cycle, Lease, Listing, Product
@@ -478,7 +478,12 @@ def read_status(
     now = now or datetime.now(UTC)
     daemon = daemon_view(session, now)
     lock = lock_view(session, now)
-    interval_s = daemon["interval_s"] or settings.scaled(settings.daemon.interval).total_seconds()
+    interval_s = daemon["interval_s"]
+    if not interval_s:  # no daemon (None), or one running back to back (`--interval 0`)
+        # Judge quote ages by the period the daemon itself judges them by (its deadline,
+        # stale_after, /healthz): back to back, the default cadence, not the config's interval.
+        period = settings.daemon.period if interval_s is None else BACK_TO_BACK_PERIOD
+        interval_s = settings.scaled(period).total_seconds()
     return {
         "generated_at": iso(now),
         "daemon": daemon,
@@ -569,7 +574,14 @@ def _progress_text(phase: str, progress: dict[str, Any]) -> str:
 def _daemon_lines(data: dict[str, Any], now: datetime) -> list[str]:
     d = data["daemon"]
     state = d["state"]
-    every = f"a cycle every {_span(d['interval_s'])}" if d.get("interval_s") else ""
+    interval = d.get("interval_s")
+    every = (
+        f"a cycle every {_span(interval)}"
+        if interval
+        else "cycles back to back (interval 0)"
+        if interval == 0
+        else ""
+    )
     who = f"pid {d['pid']} on {d['host']}, started {_ago(d['since'], now)}"
     if state == "running":
         lines = [

@@ -43,6 +43,8 @@ def _number(body: dict[str, Any], key: str, default: float | None = None) -> flo
     value = body.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadBody(f"{key}: a number is required")
+    if not math.isfinite(value):  # Python's JSON reads Infinity and NaN
+        raise BadBody(f"{key}: a finite number is required, not {value}")
     return float(value)
 
 
@@ -184,7 +186,11 @@ class Control:
                         raise BadBody(
                             'send {"offers": [...]}, {"out_of_stock": true} or {"unknown": true}'
                         )
-                    market.set_offers(asin, offers, at=self.state.clock.now())
+                    # The events due by now happened before this edit: apply them first
+                    # (the middleware did so when the request arrived, a little earlier),
+                    # or one would land on the hand-set offers after them.
+                    now = self.state.advance_market()
+                    market.set_offers(asin, offers, at=now)
             except (BadBody, ValueError, TypeError) as exc:
                 return _bad(str(exc))
         product = market.get(asin)
@@ -213,7 +219,7 @@ class Control:
             seed = body.get("seed", state.options.seed * 1000 + state.steps + 1)
             if isinstance(seed, bool) or not isinstance(seed, int):
                 raise BadBody("seed: an integer is required")
-            now = state.clock.now()
+            now = state.advance_market()  # the events due first (see ``amazon``)
             counts = state.market.step(fraction, seed, state.clock.now_datetime().date(), at=now)
         except (BadBody, ValueError) as exc:
             return _bad(str(exc))

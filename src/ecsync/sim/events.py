@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import logging
 import math
 import random
 from array import array
@@ -100,6 +101,8 @@ _DRAW = (
     (1.00, OFFER_REMOVED),
 )
 _NONE = -1  # None in the log's integer arrays (prices are positive yen)
+
+log = logging.getLogger(__name__)
 
 
 def product_rates(seed: int, count: int, rate: float, volatility: str) -> array[float]:
@@ -189,6 +192,7 @@ class MarketEvents:
         self._dropped_until = -math.inf
         self.applied = 0
         self.applied_by_kind = [0] * len(KINDS)
+        self.failed = 0  # events skipped because applying them raised (a simulator bug)
         self._rearm()
 
     # --- the schedule -----------------------------------------------------------------
@@ -249,7 +253,19 @@ class MarketEvents:
                 return applied
             position = self._pos
             self._pos += 1  # first: an event that raised must not fail every later request
-            self._apply(at, self._products[position], self._seeds[position])
+            try:
+                self._apply(at, self._products[position], self._seeds[position])
+            except Exception:
+                # This runs before EVERY request: one event's bug must neither fail the
+                # request that carried it nor hold back the events after it. It is logged
+                # and counted (``failed`` in GET /_sim/market), not hidden.
+                self.failed += 1
+                log.exception(
+                    "market event at %s (product %d) raised: skipped",
+                    at,
+                    self._products[position],
+                )
+                continue
             applied += 1
 
     # --- one event --------------------------------------------------------------------
@@ -422,6 +438,7 @@ class MarketEvents:
             "top10_rate_share": self.top_share(),
             "applied": self.applied,
             "applied_by_kind": dict(zip(KINDS, self.applied_by_kind, strict=True)),
+            "failed": self.failed,
             "kept": len(self._t),
         }
         return answer

@@ -53,6 +53,7 @@ number of open ones so ``still_exposed`` never exceeds ``exposed``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from ecsync.sim import synced
@@ -226,6 +227,11 @@ class ExposureMeter:
         self._asins: dict[str, _Asin] = {}
         # Product codes not in the market -> the (account, key) listing them.
         self._waiting: dict[str, set[tuple[str, int | str]]] = {}
+        # Applies the market events due by a time (``MarketEvents.advance``; None: a still
+        # market). The middleware applies them when a request ARRIVES, but its route edits a
+        # little later (after awaiting its body and other requests): an event due in between
+        # happened before the edit, so it must be heard first, not clamped after it.
+        self.catch_up: Callable[[float], object] | None = None
         for name, base_account in base.items():
             for item_id in list(base_account.items):
                 self._base(name, item_id, self._since)
@@ -269,11 +275,13 @@ class ExposureMeter:
     def base_item_changed(self, account: str, item_id: int, at: float) -> None:
         """A BASE item was edited, created or deleted at ``at`` (deleted: not buyable)."""
         if account in self.base:
+            self._catch_up(at)
             self._base(account, item_id, self._tick(at))
 
     def ebay_offer_changed(self, account: str, sku: str, at: float) -> None:
         """An eBay offer was revised, published, withdrawn or removed at ``at``."""
         if account in self.ebay:
+            self._catch_up(at)
             self._ebay(account, sku, self._tick(at))
 
     # --- the figures ------------------------------------------------------------------
@@ -281,6 +289,7 @@ class ExposureMeter:
     def reset(self, now: float) -> None:
         """Start counting again from ``now`` (open exposures restart at ``now``; open
         sell-outs carry over, see the module docstring)."""
+        self._catch_up(now)
         at = self._tick(now)
         self.since = now
         self._since = at
@@ -290,6 +299,7 @@ class ExposureMeter:
 
     def snapshot(self, now: float) -> dict[str, Any]:
         """The figures up to ``now`` (shape: see the issue 10 brief)."""
+        self._catch_up(now)
         at = self._tick(now)
         accounts = {name: scope.figures(at) for name, scope in self._scopes.items()}
         total: dict[str, Any] = {}
@@ -309,9 +319,16 @@ class ExposureMeter:
 
     # --- inside -----------------------------------------------------------------------
 
+    def _catch_up(self, at: float) -> None:
+        """Apply the market events due by ``at`` before hearing of anything at ``at`` (never
+        from :meth:`asin_changed`: that is the events being applied)."""
+        if self.catch_up is not None:
+            self.catch_up(at)
+
     def _tick(self, at: float) -> int:
-        """``at`` in µs, never before a change already counted (the middleware applies
-        events in time order before each request, so this only guards rounding)."""
+        """``at`` in µs, never before a change already counted (events are applied in time
+        order, and before any channel change or reading at a later time: see
+        :attr:`catch_up`; so this only guards rounding)."""
         micros = _micros(at)
         if micros < self._latest:
             return self._latest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,10 +42,18 @@ class SimOptions:
             raise ValueError("--base-uneditable must be 0 or more")
         if not 0 <= self.drift <= 1:
             raise ValueError("--drift must be between 0 and 1")
+        # NaN compares False with everything: without these, ``--market-rate nan`` was a
+        # still market, ``inf`` a traceback at start, and ``--speed nan`` a clock of NaNs.
+        if not math.isfinite(self.market_rate):
+            raise ValueError(
+                f"--market-rate must be a finite number, 0 or more, not {self.market_rate}"
+            )
         if self.market_rate < 0:
             raise ValueError("--market-rate must be 0 or more")
         if self.volatility not in ("skewed", "uniform"):
             raise ValueError(f"--volatility must be skewed or uniform, not {self.volatility!r}")
+        if not math.isfinite(self.speed):
+            raise ValueError(f"--speed must be a finite number, not {self.speed}")
         if self.speed <= 0:
             raise ValueError("--speed must be positive")
         if not 0 <= self.port <= 65535:

@@ -89,6 +89,7 @@ def attach_market_clock(state: SimState) -> None:
             start,
             held=options.market_hold,
         )
+        meter.catch_up = state.events.advance
 
 
 class _Pricer:
