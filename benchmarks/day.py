@@ -136,6 +136,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="runs to compare on the same simulated day, comma separated: an interval "
         "(sweep at that interval) or 'continuous', e.g. continuous,0,3h",
     )
+    parser.add_argument(
+        "--deadline-fraction",
+        type=_positive_float,
+        default=1.0,
+        help="the daemon's [daemon] deadline_fraction (default 1: at --speed 100 the "
+        "governor's real-time jitter margin stretches a 16,000-ASIN sweep to about 2.8 "
+        "simulated hours, 2.2 at real speed, which a 3h cycle's default 0.9 would cut)",
+    )
+    parser.add_argument(
+        "--logs", type=Path, default=None, help="keep each run's daemon log in this folder"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="one JSON object instead of text")
     parser.add_argument(
@@ -290,7 +301,7 @@ def _run_daemon(shop: Shop, args: argparse.Namespace, interval: str) -> dict[str
         [*ECSYNC, "daemon", *daemon_args(interval)],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env=shop.env,
+        env={**shop.env, "ECSYNC_DAEMON__DEADLINE_FRACTION": f"{args.deadline_fraction:g}"},
     )
     day_started = time.monotonic()
     end = start + args.hours * HOUR_S
@@ -329,6 +340,10 @@ def _run_daemon(shop: Shop, args: argparse.Namespace, interval: str) -> dict[str
             daemon.wait(timeout=30)
         stop_s = time.monotonic() - stop_started
         log.close()
+        if args.logs is not None:
+            args.logs.mkdir(parents=True, exist_ok=True)
+            kept = args.logs / f"daemon-{args.volatility}-{interval}.log"
+            kept.write_bytes((shop.dir / "daemon.out").read_bytes())
     return {
         "day_wall_s": round(day_wall_s, 1),
         "exposure": exposure,
