@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from ecsync.config import AccountSettings, GuardSettings, Settings
+from ecsync.config import AccountSettings, GuardSettings, RuntimeSettings, Settings
 from ecsync.engine.collect import Scope
 from ecsync.engine.plan import Planner
 from ecsync.store.engine import make_engine, session_factory, transaction
@@ -111,21 +111,18 @@ def _seed(engine: Engine) -> None:
             hide(other, "applied", 15)
 
 
-def _check(engine: Engine) -> None:
-    _seed(engine)
-    sessions = session_factory(engine)
-    with transaction(sessions) as session:
-        recent = recent_hides(session, NOW - 60 * MIN)
-    assert sorted(recent) == ["base-1", "base-2"]
-    assert recent["base-1"] == [NOW - 50 * MIN, NOW - 40 * MIN, NOW - 20 * MIN]
-    assert len(recent["base-2"]) == 3
-
+def _plan_two(
+    engine: Engine, time_scale: float = 1.0
+) -> tuple[list[tuple[str, str, str]], Planner]:
+    """A continuous-mode planner's first two batches, one sold-out ASIN each, a minute apart:
+    the journal rows they wrote (asin, status, reason) and the planner."""
     settings = Settings(
         accounts=[
             AccountSettings(name="base-1", platform="base"),
             AccountSettings(name="base-2", platform="base"),
         ],
         guards=GuardSettings(min_hides=5),
+        runtime=RuntimeSettings(time_scale=time_scale),
     )
     planner = Planner(
         settings,
@@ -136,21 +133,32 @@ def _check(engine: Engine) -> None:
         keep_preview=False,
         continuous=True,
     )
-    with transaction(sessions) as session:
+    with transaction(session_factory(engine)) as session:
         session.add(Cycle(id=2, started_at=NOW, status="running"))
         session.flush()
         planner.start(session, now=NOW)
-        # 3 in the window + 1 = 4: sent at once (had the 70-minute-old one counted: 5, held).
-        first = planner.plan_batch(session, ["B000000001"], NOW)
-        # 4 + 1 = 5 >= min_hides and > 5 % of 20: held (had cycle 1 not counted: 2, sent).
-        second = planner.plan_batch(session, ["B000000002"], NOW + MIN)
+        planner.plan_batch(session, ["B000000001"], NOW)
+        planner.plan_batch(session, ["B000000002"], NOW + MIN)
         rows = session.execute(
             select(Listing.asin, Change.status, Change.reason)
             .join(Listing, Listing.id == Change.listing_id)
             .where(Change.cycle_id == 2)
             .order_by(Listing.asin)
         ).all()
-    assert [c.kind for c in first] == ["hide"] and second == []
+    return [(asin, status, reason) for asin, status, reason in rows], planner
+
+
+def _check(engine: Engine) -> None:
+    _seed(engine)
+    with transaction(session_factory(engine)) as session:
+        recent = recent_hides(session, NOW - 60 * MIN)
+    assert sorted(recent) == ["base-1", "base-2"]
+    assert recent["base-1"] == [NOW - 50 * MIN, NOW - 40 * MIN, NOW - 20 * MIN]
+    assert len(recent["base-2"]) == 3
+
+    rows, planner = _plan_two(engine)
+    # 1st: 3 in the window + 1 = 4: sent at once (had the 70-minute-old one counted: 5).
+    # 2nd: 4 + 1 = 5 >= min_hides and > 5 % of 20: held (had cycle 1 not counted: 2, sent).
     assert [(asin, status) for asin, status, _ in rows] == [
         ("B000000001", "planned"),
         ("B000000002", "held"),
@@ -164,6 +172,20 @@ def test_hides_of_the_previous_window_count_on_sqlite(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
     _check(engine)
     engine.dispose()
+
+
+def test_the_window_runs_on_the_time_scale(tmp_path: Path) -> None:
+    # At time_scale 60 the hour is a minute: every seeded hide (15 minutes ago or more) is
+    # out of it, so both new hides go (1, then 2, under min_hides 5).
+    engine = make_engine(f"sqlite:///{tmp_path / 's.db'}")
+    _seed(engine)
+    rows, planner = _plan_two(engine, time_scale=60)
+    engine.dispose()
+    assert [(asin, status) for asin, status, _ in rows] == [
+        ("B000000001", "planned"),
+        ("B000000002", "planned"),
+    ]
+    assert planner.tally.tripped_accounts == set()
 
 
 @pytest.mark.postgres
