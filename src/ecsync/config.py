@@ -273,6 +273,10 @@ class GuardSettings(_Section):
     max_hide_fraction: Decimal = Field(default=Decimal("0.3"), gt=0, le=1)
     # The mass-hide guard trips only from this many hides on: 1 of 2 listings is not "mass".
     min_hides: int = Field(default=5, ge=1)
+    # Continuous mode's guard (domain/guards.py RollingHideGuard): hides asked for within the
+    # last ``window`` (on the time_scale clock) over this fraction of the listed items trip it.
+    window: Duration = timedelta(hours=1)
+    window_hide_fraction: Decimal = Field(default=Decimal("0.05"), gt=0, le=1)
 
 
 # ``daemon --interval 0`` runs cycles back to back. A cycle's deadline, the age at which a

@@ -31,8 +31,9 @@ CENT = Decimal("0.01")
 MIN_MARGIN = Decimal("0.05")
 RESTOCK_QUANTITY = 1
 
-# Appended to every [[accounts]] table and to the config: every needed change goes out.
-PROOF_GUARDS = "\n[guards]\nmax_drop_pct = 100\nmax_hide_fraction = 1\n"
+# Appended to every [[accounts]] table and to the config: every needed change goes out
+# (window_hide_fraction: continuous mode's rolling mass-hide guard, opened as wide).
+PROOF_GUARDS = "\n[guards]\nmax_drop_pct = 100\nmax_hide_fraction = 1\nwindow_hide_fraction = 1\n"
 
 
 def _steps(value: Decimal, step: Decimal, rounding: str) -> Decimal:

@@ -15,19 +15,47 @@ order, which is unrelated to availability, so the sample is a fair one. Past the
 (and during it), the guard also trips once the running total crosses the limit over the
 whole account; hides already sent stay sent, every later one is held.
 
-``MassHideGuard`` is the only place that counts: the planner asks it for a verdict, the
-engine routes the journaled hides through it, and the preview and the journal read its
-reason text. It is pure (no I/O, no clock), so its properties are tested on plain data.
+Continuous mode (``RollingHideGuard``) cannot sample: the refresher quotes by priority and
+its probes surface sold-out ASINs *first*, so the first listings planned are mostly real
+sell-outs and any sample is biased towards hides; and a sold-out item must go off sale within
+seconds, so nothing may wait. The rule there is a rolling window over time
+(``[guards] window``, 1 h, on the ``time_scale`` clock): the account's hides asked for in the
+last window (read from the journal when a reporting window starts, so the count survives
+window boundaries and restarts) plus this batch's. When that total is ``min_hides`` or more
+and over ``window_hide_fraction`` of the account's listed items, the batch's hides and every
+later one are held, until the hides of the last window fall back to the limit. A hide is
+counted whatever became of it (sent, applied, held, released, rejected, superseded): the
+guard measures how many hides the source *asked for*; counting the held ones is what keeps it
+tripped while a fault goes on, and a listing re-planned while held counts again (errs on the
+side of holding). A seller's release sends the released hides (as in sweep mode) but does not
+reset the window: the seller judged the hides they saw, and a further burst is new evidence;
+the trip lifts by itself once the held hides are older than the window.
+
+Why a separate, lower fraction (``window_hide_fraction``, default 5 %) and not
+``max_hide_fraction`` (30 %) per window: the limit is what an upstream fault (every ASIN
+answered with no offers) gets through before the guard trips. The refresher full-quotes
+contradicted ASINs first, so at 16,000 listings 30 % would hide 4,800 items within minutes;
+5 % caps that at 800. A normal market is far below it: at one offer change per product per
+day, of which about 12 % are sell-outs, about 0.5 % of listings sell out per hour: 5 % per hour
+leaves ten times that as headroom, and ``min_hides`` keeps a small shop from tripping on a
+handful. A fraction rather than an absolute ``max_hides_per_window`` because both the normal
+sell-out rate and the harm of a fault scale with the shop.
+
+``MassHideGuard`` and ``RollingHideGuard`` are the only places that count: the planner asks
+one for a verdict, the engine routes the journaled hides through it, and the preview and the
+journal read its reason text. Both are pure (no I/O; the rolling one is told the time), so
+their properties are tested on plain data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 
 from ecsync.domain.model import ListingState
 
@@ -36,10 +64,13 @@ __all__ = [
     "Decision",
     "DecisionKind",
     "Guard",
+    "HideGuard",
     "HideVerdict",
     "MassHideGuard",
+    "RollingHideGuard",
     "Routed",
     "guard_of",
+    "over_limit",
     "releases_done",
 ]
 
@@ -113,7 +144,7 @@ class MassHideGuard(Generic[T]):
 
     def over(self, hides: int, listed: int) -> bool:
         """The rule itself: more than the fraction, and at least ``min_hides``."""
-        return hides >= self.min_hides and hides > self.fraction * max(listed, 1)
+        return over_limit(self.fraction, self.min_hides, hides, listed)
 
     def judge(self, listed: int, hides: int) -> HideVerdict:
         """Count one batch (``listed`` of its items on sale, ``hides`` guarded hides)."""
@@ -163,6 +194,110 @@ class MassHideGuard(Generic[T]):
     def _trip(self, of: int) -> None:
         self.verdict = HideVerdict.HOLD
         self.tripped_on = (self.hides, max(of, 1))
+
+
+def over_limit(fraction: Decimal, min_hides: int, hides: int, listed: int) -> bool:
+    """The rule both guards share: more than the fraction, and at least ``min_hides``."""
+    return hides >= min_hides and hides > fraction * max(listed, 1)
+
+
+class HideGuard(Protocol[T]):
+    """What the planner needs of an account's mass-hide guard, in either mode."""
+
+    @property
+    def tripped(self) -> bool: ...
+
+    def judge(self, listed: int, hides: int) -> HideVerdict: ...
+
+    def route(self, hides: list[T]) -> Routed[T]: ...
+
+    def finish(self) -> Routed[T]: ...
+
+    def reason(self) -> str: ...
+
+
+@dataclass
+class RollingHideGuard(Generic[T]):
+    """One account's mass-hide guard in continuous mode: hides over a rolling time window.
+
+    ``listed_total`` is the account's listed items when the reporting window started;
+    ``recent`` the times of the hides the journal already holds from the last ``window``.
+    Call ``at(now)`` before each ``judge``: it drops hides older than the window. ``judge``
+    counts one batch's hides at ``now`` (held ones too) and answers SEND or HOLD, never WAIT.
+    """
+
+    fraction: Decimal
+    min_hides: int
+    listed_total: int
+    window: timedelta
+    recent: Iterable[datetime] = ()
+    now: datetime | None = None
+    verdict: HideVerdict = HideVerdict.SEND
+    tripped_on: tuple[int, int] | None = None  # (hides in the window, listed) at the 1st trip
+    _times: deque[datetime] = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        self._times = deque(sorted(self.recent))
+        self.recent = ()
+
+    @property
+    def tripped(self) -> bool:
+        """Tripped at least once this reporting window (what the cycle reports)."""
+        return self.tripped_on is not None
+
+    @property
+    def in_window(self) -> int:
+        """Hides asked for in the window ending at ``now`` (as of the last ``at``)."""
+        return len(self._times)
+
+    def at(self, now: datetime) -> None:
+        """Move the window's end to ``now``: hides asked for before ``now - window`` leave."""
+        self.now = now
+        start = now - self.window
+        while self._times and self._times[0] < start:
+            self._times.popleft()
+
+    def judge(self, listed: int, hides: int) -> HideVerdict:
+        """Count one batch's guarded hides (``listed`` is unused: the denominator is the
+        account's listed total, as a batch in priority order says nothing of the rest)."""
+        if self.now is None:
+            raise ValueError("RollingHideGuard.judge before at(now): the window has no end")
+        total = len(self._times) + hides
+        if over_limit(self.fraction, self.min_hides, total, self.listed_total):
+            self.verdict = HideVerdict.HOLD
+            if self.tripped_on is None:
+                self.tripped_on = (total, max(self.listed_total, 1))
+        else:
+            self.verdict = HideVerdict.SEND
+        self._times.extend([self.now] * hides)
+        return self.verdict
+
+    def route(self, hides: list[T]) -> Routed[T]:
+        """The batch's journaled hides that ``judge`` just counted and did not hold."""
+        if self.verdict is HideVerdict.HOLD:
+            return Routed(hold=list(hides))
+        return Routed(send=list(hides))
+
+    def finish(self) -> Routed[T]:
+        """Nothing ever waits in continuous mode."""
+        return Routed()
+
+    def reason(self) -> str:
+        hides, of = self.tripped_on or (len(self._times), max(self.listed_total, 1))
+        return (
+            f"held: mass-hide guard: {hides} hides of {of} listed items within "
+            f"{_duration(self.window)} (max {self.fraction:%} per window, at least "
+            f"{self.min_hides}); check the source, then `ecsync changes release` or `reject`"
+        )
+
+
+def _duration(window: timedelta) -> str:
+    seconds = int(window.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{window.total_seconds():g} s"
 
 
 class DecisionKind(StrEnum):

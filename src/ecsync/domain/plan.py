@@ -20,7 +20,14 @@ from functools import partial
 from typing import Any, Final
 
 from ecsync.config import AccountSettings, GuardSettings
-from ecsync.domain.guards import Decision, DecisionKind, Guard, HideVerdict, MassHideGuard
+from ecsync.domain.guards import (
+    Decision,
+    DecisionKind,
+    Guard,
+    HideGuard,
+    HideVerdict,
+    MassHideGuard,
+)
 from ecsync.domain.model import ListingState, check_platform, hidden, is_listed
 
 __all__ = [
@@ -180,16 +187,17 @@ def plan_account(
     account: AccountSettings,
     guards: GuardSettings,
     *,
-    hide_guard: MassHideGuard[Any] | None = None,
+    hide_guard: HideGuard[Any] | None = None,
     decisions: Mapping[int, Decision] | None = None,
 ) -> Plan:
     """Plan one account's changes for one cycle.
 
     ``hide_guard`` is the account's mass-hide guard when planning is split into batches (it
-    counts across them); without one, this plan is the whole account and a guard over it
-    decides at once. The plan's listed items are those listed once its other changes are
-    applied (counting shows keeps the decision the same when re-planned after they were
-    pushed). ``decisions`` maps listing ids to a seller's release or rejection in force.
+    counts across them: a sweep's sample, or continuous mode's rolling window); without one,
+    this plan is the whole account and a guard over it decides at once. The plan's listed
+    items are those listed once its other changes are applied (counting shows keeps the
+    decision the same when re-planned after they were pushed). ``decisions`` maps listing
+    ids to a seller's release or rejection in force.
     """
     platform = check_platform(account.platform)
     min_change = SmallMove.of(account)

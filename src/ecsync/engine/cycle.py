@@ -205,6 +205,7 @@ class CycleRunner:
                 stock_only=options.stock_only,
                 default_stale_after=self._app.settings.scaled(2 * self._quote_cadence(options)),
                 keep_preview=options.dry_run,
+                continuous=options.refresh is not None,
             )
             if not options.dry_run:
                 self.phase = "reconcile"
@@ -345,7 +346,8 @@ class CycleRunner:
                 await self._reconciling  # plan against the channels' real state
                 self.phase = "fetch"
             # The mass-hide guard's denominators: listed items as the reconcile left them.
-            await self._db.run(planner.start)
+            # In continuous mode also the hides of the last guard window, from the journal.
+            await self._db.run(functools.partial(planner.start, now=self._now()))
             while (batch := await batches.get()) is not None:
                 await self._plan(batch, options, planner, pushers)
             released = await self._db.run(planner.finish, commit=not options.dry_run)

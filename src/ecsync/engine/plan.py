@@ -1,10 +1,12 @@
 """Step 3 of the cycle: fetched quotes -> desired states -> journaled changes, per batch.
 
 Runs inside the batch's database transaction, right after its quotes are written, so the
-pure planner sees exactly what the store holds. Each account has one ``MassHideGuard`` for
+pure planner sees exactly what the store holds. Each account has one mass-hide guard for
 the whole cycle (``domain/guards.py``: the sample, the running count, the verdict and the
-reason live there only); this module journals what it decides and routes the hides: sent,
-held, or kept back while the guard's sample fills. The seller's decisions on held changes
+reason live there only): a sweep's ``MassHideGuard``, or in continuous mode a
+``RollingHideGuard`` seeded with the account's hides of the last ``[guards] window`` from the
+journal. This module journals what it decides and routes the hides: sent, held, or kept back
+while a sweep guard's sample fills. The seller's decisions on held changes
 (``store/decisions.py``) are read per batch and handed to the pure planner.
 """
 
@@ -21,7 +23,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ecsync.config import AccountSettings, Settings
-from ecsync.domain.guards import Decision, MassHideGuard, Routed, releases_done
+from ecsync.domain.guards import (
+    Decision,
+    HideGuard,
+    MassHideGuard,
+    RollingHideGuard,
+    Routed,
+    releases_done,
+)
 from ecsync.domain.model import ListingState, QuoteStatus, is_listed
 from ecsync.domain.plan import ChangeKind, PlanItem, PlannedChange, hold, plan_account
 from ecsync.domain.rules import ProductQuote, desired_state
@@ -32,7 +41,7 @@ from ecsync.store.decisions import (
     finish_releases,
     hold_journaled,
 )
-from ecsync.store.journal import JournaledChange, record_plan, record_skips
+from ecsync.store.journal import JournaledChange, recent_hides, record_plan, record_skips
 from ecsync.store.schema import Account, Listing, Product
 
 log = logging.getLogger(__name__)
@@ -124,15 +133,20 @@ class Planner:
         stock_only: bool,
         default_stale_after: timedelta,
         keep_preview: bool,
+        continuous: bool = False,
     ) -> None:
+        """``continuous``: this cycle is a continuous-mode reporting window, guarded by the
+        rolling window rule (``start`` must then be given the time)."""
         self._settings = settings
         self._scope = scope
         self._cycle_id = cycle_id
         self._stock_only = stock_only
         self._stale_after = default_stale_after
         self._keep_preview = keep_preview
+        self._continuous = continuous
         self.tally = PlanTally()
-        self._guards: dict[str, MassHideGuard[JournaledChange]] = {}
+        self._guards: dict[str, HideGuard[JournaledChange]] = {}
+        self._recent_hides: dict[str, list[datetime]] = {}
 
     def _account(self, name: str) -> AccountSettings:
         """The account's settings, with its staleness limit on the configured clock scale."""
@@ -143,16 +157,33 @@ class Planner:
             update={"stale_after": self._settings.scaled(account.stale_after)}
         )
 
-    def _guard(self, name: str) -> MassHideGuard[JournaledChange]:
+    def _guard(self, name: str) -> HideGuard[JournaledChange]:
         if name not in self._guards:
             guards = self._settings.guards
-            self._guards[name] = MassHideGuard(
-                guards.max_hide_fraction, guards.min_hides, self.tally.listed_total.get(name, 0)
-            )
+            listed = self.tally.listed_total.get(name, 0)
+            if self._continuous:
+                self._guards[name] = RollingHideGuard(
+                    guards.window_hide_fraction,
+                    guards.min_hides,
+                    listed,
+                    self._settings.scaled(guards.window),
+                    recent=self._recent_hides.get(name, ()),
+                )
+            else:
+                self._guards[name] = MassHideGuard(
+                    guards.max_hide_fraction, guards.min_hides, listed
+                )
         return self._guards[name]
 
-    def start(self, session: Session) -> None:
+    def start(self, session: Session, now: datetime | None = None) -> None:
+        """Read the guards' denominators (listed items now) and, in continuous mode, each
+        account's hides journaled within the last window before ``now``."""
         self.tally.listed_total = listed_totals(session, self._scope)
+        if self._continuous:
+            if now is None:
+                raise ValueError("a continuous-mode planner starts at a time (now)")
+            since = now - self._settings.scaled(self._settings.guards.window)
+            self._recent_hides = recent_hides(session, since)
 
     def finish(self, session: Session) -> list[JournaledChange]:
         """Planning is over: decide on hides still waiting for a guard's sample."""
@@ -165,7 +196,7 @@ class Planner:
         self,
         session: Session,
         name: str,
-        guard: MassHideGuard[JournaledChange],
+        guard: HideGuard[JournaledChange],
         routed: Routed[JournaledChange],
     ) -> list[JournaledChange]:
         """Journal the hides the guard held after they were written; return those to send."""
@@ -183,7 +214,7 @@ class Planner:
                     )
         return routed.send
 
-    def _note_trip(self, name: str, guard: MassHideGuard[JournaledChange]) -> None:
+    def _note_trip(self, name: str, guard: HideGuard[JournaledChange]) -> None:
         if guard.tripped and name not in self.tally.tripped_accounts:
             self.tally.tripped_accounts.add(name)
             log.warning("%s: mass-hide guard tripped: %s", name, guard.reason())
@@ -233,6 +264,8 @@ class Planner:
             decisions = decisions_for(session, listings)
             close_superseded_holds(session, listings, self._cycle_id, now)
             guard = self._guard(name)
+            if isinstance(guard, RollingHideGuard):
+                guard.at(now)  # the window ends at this batch
             plan = plan_account(
                 items,
                 account_settings,

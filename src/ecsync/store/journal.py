@@ -60,6 +60,29 @@ def mark_interrupted_cycles(session: Session, now: datetime) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def recent_hides(session: Session, since: datetime) -> dict[str, list[datetime]]:
+    """Each account's hides asked for since ``since``: one time per listing (its latest hide).
+
+    The continuous-mode mass-hide guard's memory (domain/guards.py RollingHideGuard): read
+    from the journal when a reporting window starts, so hides of the previous window, or of
+    a daemon that restarted, still count. Every status counts (planned, sent, applied,
+    failed, unknown, held, released, rejected, superseded): the guard measures how many hides
+    the source asked for, not how many got through; a listing re-planned (a new window
+    supersedes its open row) counts once.
+    """
+    query = (
+        select(Account.name, Change.listing_id, func.max(Change.created_at))
+        .join(Listing, Listing.id == Change.listing_id)
+        .join(Account, Account.id == Listing.account_id)
+        .where(Change.kind == "hide", Change.created_at >= since)
+        .group_by(Account.name, Change.listing_id)
+    )
+    out: dict[str, list[datetime]] = {}
+    for name, _listing_id, at in session.execute(query):
+        out.setdefault(name, []).append(at)
+    return {name: sorted(times) for name, times in out.items()}
+
+
 @dataclass(frozen=True, slots=True)
 class JournaledChange:
     """A change row as the push step needs it."""
