@@ -289,7 +289,7 @@ class DaemonSettings(_Section):
     pause, spending every pricing quota where the risk is, and reports one cycle per
     ``window``. ``max_quote_age`` bounds every ASIN's quote age in continuous mode."""
 
-    mode: Literal["sweep", "continuous"] = "sweep"
+    mode: Literal["sweep", "continuous"] = "continuous"
     interval: Duration = timedelta(hours=3)
     window: Duration = timedelta(hours=1)
     max_quote_age: Duration = timedelta(hours=6)

@@ -207,6 +207,9 @@ def shop_for_daemon(
     def make(**options: Any) -> tuple[Shop, Db]:
         shop = make_shop(**options)
         import_channel_listings(shop, cli)
+        # These tests were written for the cycle-every-interval daemon and keep proving it
+        # (``--mode sweep``); continuous mode, the default, has tests of its own that set it.
+        set_config(shop.config, "daemon", mode="sweep")
         db = Db(shop.dir / "ecsync.db")
         dbs.append(db)
         return shop, db
