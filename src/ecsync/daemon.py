@@ -79,7 +79,8 @@ DEADLINE_GRACE_S = 30.0  # after the deadline, likewise (the daemon is not shutt
 RETENTION_EVERY = timedelta(days=1)  # journal retention cadence, on the simulator's scale
 LOCK_POLL_S = 1.0  # how often a due cycle re-tries a cycle lock held by a manual sync
 PROGRESS_LOG_S = 60.0  # a working cycle writes a progress line at least this often
-STORE_REFRESH_S = 60.0  # quote-age and budget gauges are re-read this often when idle
+STORE_REFRESH_S = 60.0  # quote-age and budget gauges are re-read this often (simulated)
+STORE_REFRESH_MIN_S = 2.0  # ...but never more often than this, in real seconds
 ALERT_FLUSH_S = 0.5  # queued alerts get this long at shutdown
 # ``--interval 0``: a cycle that did not succeed is followed no sooner than this long after
 # its start (on the simulator's scale). A lasting failure (a refused token, an API down) fails
@@ -277,6 +278,7 @@ class Daemon:
         )
         await self._startup_state()
         beating = asyncio.create_task(self._heartbeats(), name="daemon-heartbeat")
+        reading = asyncio.create_task(self._store_gauges(), name="daemon-store-gauges")
         reason = "stopped"
         try:
             await self._loop(max_cycles)
@@ -288,7 +290,8 @@ class Daemon:
             raise
         finally:
             beating.cancel()
-            await asyncio.gather(beating, return_exceptions=True)
+            reading.cancel()
+            await asyncio.gather(beating, reading, return_exceptions=True)
             log.info("daemon stopping (%s) after %d cycles", reason, self.cycles_run)
             self._alert(
                 Alert(
@@ -579,7 +582,7 @@ class Daemon:
     # --- heartbeat and read-model gauges ---------------------------------------------------
 
     async def _heartbeats(self) -> None:
-        last_progress = last_store = self._clock.monotonic()
+        last_progress = self._clock.monotonic()
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             await self._beat()
@@ -588,9 +591,20 @@ class Daemon:
             if runner is not None and now - last_progress >= PROGRESS_LOG_S:
                 last_progress = now
                 log.info("cycle working: %s", json.dumps(runner.progress(), default=str))
-            if runner is None and now - last_store >= STORE_REFRESH_S:
-                last_store = now
-                await self._refresh_store()
+
+    async def _store_gauges(self) -> None:
+        """Re-read the quote-age, per-operation and budget gauges on their own timer, also
+        while a cycle works: in continuous mode a window is always working, and gauges read
+        only between cycles stayed as old as the daemon. A task of its own, so a slow read
+        of a big store never delays the lease's heartbeat; the read runs in a thread, and a
+        stop cancels this task without waiting for it."""
+        every = max(
+            self._app.settings.scaled(timedelta(seconds=STORE_REFRESH_S)).total_seconds(),
+            STORE_REFRESH_MIN_S,
+        )
+        while True:
+            await asyncio.sleep(every)
+            await self._refresh_store()
 
     async def _beat(self) -> None:
         """Refresh the daemon's lease: state, phase, progress and the next cycle's time."""
