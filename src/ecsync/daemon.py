@@ -608,7 +608,8 @@ class Daemon:
 
     async def _beat(self) -> None:
         """Refresh the daemon's lease: state, phase, progress and the next cycle's time."""
-        progress: dict[str, Any] = {"interval_s": round(self.interval_s, 3)}
+        # mode: so ``status`` (another process) can call a continuous cycle a window.
+        progress: dict[str, Any] = {"interval_s": round(self.interval_s, 3), "mode": self.mode}
         phase = self._phase
         runner = self._runner
         if runner is not None:

@@ -102,6 +102,15 @@ def holder_view(holder: Holder, now: datetime) -> dict[str, Any]:
     }
 
 
+def _mode(progress: dict[str, Any]) -> str | None:
+    """``continuous`` or ``sweep`` as the daemon's heartbeat says; a heartbeat written before
+    it carried its mode says so by its scheduler's figures (continuous only)."""
+    mode = progress.get("mode")
+    if mode in ("continuous", "sweep"):
+        return str(mode)
+    return "continuous" if isinstance(progress.get("refresh"), dict) else None
+
+
 def daemon_view(session: Session, now: datetime) -> dict[str, Any]:
     """``running``, ``idle``, ``stalled`` or ``stopped``, with who, where and what next."""
     view: dict[str, Any] = {
@@ -115,6 +124,7 @@ def daemon_view(session: Session, now: datetime) -> dict[str, Any]:
         "phase": "",
         "progress": {},
         "interval_s": None,
+        "mode": None,
         "note": "",
     }
     holder = read_holder(session, "daemon")
@@ -136,8 +146,9 @@ def daemon_view(session: Session, now: datetime) -> dict[str, Any]:
         heartbeat_age_s=round(age, 1),
         next_cycle_at=iso(holder.next_cycle_at),
         phase=holder.phase,
-        progress={k: v for k, v in holder.progress.items() if k != "interval_s"},
+        progress={k: v for k, v in holder.progress.items() if k not in ("interval_s", "mode")},
         interval_s=interval if isinstance(interval, int | float) else None,
+        mode=_mode(holder.progress),
     )
     alive = process_alive(holder.pid, holder.host)
     if alive is False:
@@ -575,8 +586,14 @@ def _daemon_lines(data: dict[str, Any], now: datetime) -> list[str]:
     d = data["daemon"]
     state = d["state"]
     interval = d.get("interval_s")
+    # In continuous mode a cycle is a reporting window: the refresh never stops, the
+    # window only closes the books (cycle row, alerts) and the next one starts at once.
+    continuous = d.get("mode") == "continuous"
+    cycle = "window" if continuous else "cycle"
     every = (
-        f"a cycle every {_span(interval)}"
+        f"continuous refresh, a reporting window every {_span(interval)}"
+        if continuous and interval
+        else f"a cycle every {_span(interval)}"
         if interval
         else "cycles back to back (interval 0)"
         if interval == 0
@@ -584,16 +601,16 @@ def _daemon_lines(data: dict[str, Any], now: datetime) -> list[str]:
     )
     who = f"pid {d['pid']} on {d['host']}, started {_ago(d['since'], now)}"
     if state == "running":
-        lines = [
-            f"[bold green]Daemon: running a cycle[/] — {_progress_text(d['phase'], d['progress'])}"
-        ]
-        lines.append(f"  {who}; {every}; next cycle due {_ago(d['next_cycle_at'], now)}")
+        doing = "refreshing (reporting window)" if continuous else "running a cycle"
+        lines = [f"[bold green]Daemon: {doing}[/] — {_progress_text(d['phase'], d['progress'])}"]
+        due = "this window closes" if continuous else "next cycle due"
+        lines.append(f"  {who}; {every}; {due} {_ago(d['next_cycle_at'], now)}")
     elif state == "idle":
         waiting = d["phase"] == "waiting for the cycle lock"
         head = (
-            "waiting for another ecsync run (a manual sync?) to finish before its cycle"
+            f"waiting for another ecsync run (a manual sync?) to finish before its {cycle}"
             if waiting
-            else f"next cycle at {_ago(d['next_cycle_at'], now)}"
+            else f"next {cycle} at {_ago(d['next_cycle_at'], now)}"
         )
         lines = [f"[bold green]Daemon: idle[/] — {head}", f"  {who}; {every}"]
     elif state == "stalled":
@@ -623,14 +640,16 @@ def _lock_line(data: dict[str, Any], now: datetime) -> str:
             f"Lock: a cycle is running, held by {who} (pid {lock['pid']} on {lock['host']}, "
             f"since {_ago(lock['since'], now)}): a manual sync now would exit with status 3."
         )
+    cycles = "windows" if data["daemon"].get("mode") == "continuous" else "cycles"
     return (
-        f"Lock: held by the daemon (pid {lock['pid']} on {lock['host']}); between its cycles a "
-        "manual sync can run, and the daemon waits for it."
+        f"Lock: held by the daemon (pid {lock['pid']} on {lock['host']}); between its {cycles} "
+        "a manual sync can run, and the daemon waits for it."
     )
 
 
-def _cycles_table(cycles: list[dict[str, Any]], now: datetime) -> Table:
-    table = Table(title="Last cycles (most recent first)", title_justify="left")
+def _cycles_table(cycles: list[dict[str, Any]], now: datetime, *, windows: bool = False) -> Table:
+    what = "reporting windows" if windows else "cycles"
+    table = Table(title=f"Last {what} (most recent first)", title_justify="left")
     for column in ("#", "started", "took", "result", "ASINs", "quotes", "changes", "note"):
         table.add_column(column, justify="right" if column in ("#", "took", "ASINs") else "left")
     for c in cycles[:5]:
@@ -669,7 +688,7 @@ def _cycles_table(cycles: list[dict[str, Any]], now: datetime) -> Table:
     return table
 
 
-def _quote_lines(quotes: dict[str, Any], now: datetime) -> list[str]:
+def _quote_lines(quotes: dict[str, Any], now: datetime, *, unit: str = "interval") -> list[str]:
     by = quotes["by_status"]
     if not quotes["total"]:
         return ["Quotes: no listed ASINs yet (add listings with `ecsync import` or `ecsync pull`)."]
@@ -690,14 +709,19 @@ def _quote_lines(quotes: dict[str, Any], now: datetime) -> list[str]:
         f"error: {entry['last_error'] or '?'})"
         for entry in quotes.get("no_good_quote_examples", [])
     ]
+    default_stale = (
+        "two intervals"
+        if unit == "interval"
+        else "twice [daemon] max_quote_age (at least two windows)"
+    )
     return [
         f"Quotes: {quotes['total']} listed ASINs — " + ", ".join(parts),
         *failing,
         _age_line(quotes),
-        f"  freshness: {quotes['older_than_1x']} older than one interval ({_span(interval)}), "
+        f"  freshness: {quotes['older_than_1x']} older than one {unit} ({_span(interval)}), "
         f"{quotes['older_than_2x']} older than two ({_span(2 * interval)}); oldest fetched "
         f"{_ago(quotes['oldest_fetched_at'], now)}",
-        "  (a quote older than its account's stale_after, by default two intervals, or no "
+        f"  (a quote older than its account's stale_after, by default {default_stale}, or no "
         "good quote for that long since listing, makes the stale policy act: hide by default)",
     ]
 
@@ -792,17 +816,20 @@ def render_status(data: dict[str, Any]) -> list[RenderableType]:
     out: list[RenderableType] = [Text.from_markup(line) for line in _daemon_lines(data, now)]
     out.append(Text(_lock_line(data, now)))
     if data["cycles"]:
-        out.append(_cycles_table(data["cycles"], now))
+        windows = data["daemon"].get("mode") == "continuous"
+        out.append(_cycles_table(data["cycles"], now, windows=windows))
         out.append(
             Text(
                 "quotes: ok / out of stock / no eligible offer / error; changes: applied / "
-                "failed / held by a guard / left open for the next cycle",
+                "failed / held by a guard / left open for the next "
+                + ("window" if windows else "cycle"),
                 style="dim",
             )
         )
     else:
         out.append(Text("Cycles: none yet (run `ecsync sync` or start `ecsync daemon`)."))
-    out.extend(Text(line) for line in _quote_lines(data["quotes"], now))
+    unit = "window" if data["daemon"].get("mode") == "continuous" else "interval"
+    out.extend(Text(line) for line in _quote_lines(data["quotes"], now, unit=unit))
     out.extend(Text(line) for line in _operation_lines(data.get("operations")))
     out.extend(Text(line) for line in _refresh_lines(data.get("refresh")))
     if data["changes"]:
