@@ -53,6 +53,20 @@ class Alert:
     severity: str = "warning"
 
 
+def trip_alert(account: str, reason: str, cycle: int | None = None) -> Alert:
+    """A mass-hide guard that tripped while a continuous reporting window runs: said at once,
+    since the window's summary (and its alerts) may be up to a window away."""
+    where = f"window {cycle}: " if cycle else ""
+    return Alert(
+        GUARD_TRIPPED,
+        f"{where}mass-hide guard tripped on {account}",
+        f"The mass-hide breaker tripped on {account}: {reason}. Every further hide on that "
+        "account is held and not pushed: check the source offers (`ecsync changes --status "
+        "held`, `ecsync history ASIN`), then `ecsync changes release ID...` or `reject ID...`.",
+        "warning",
+    )
+
+
 def cycle_alerts(summary: Mapping[str, Any]) -> list[Alert]:
     """What a finished cycle's ``sync --json`` summary is worth telling the seller."""
     alerts = []

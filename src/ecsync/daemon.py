@@ -43,7 +43,14 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ecsync.alerts import DAEMON_STARTED, DAEMON_STOPPED, Alert, Alerts, cycle_alerts
+from ecsync.alerts import (
+    DAEMON_STARTED,
+    DAEMON_STOPPED,
+    Alert,
+    Alerts,
+    cycle_alerts,
+    trip_alert,
+)
 from ecsync.amazon.client import BATCH_SIZE, OFFERS_BATCH
 from ecsync.amazon.governor import DOCUMENTED
 from ecsync.app import App
@@ -238,6 +245,9 @@ class Daemon:
         self._runner: CycleRunner | None = None
         self._beat_lock = asyncio.Lock()
         self._pruned_at: float | None = None  # wall clock of the last journal retention
+        # Accounts whose mass-hide trip this window was alerted at once (continuous mode):
+        # the window's own guard alert leaves them out. Written from the planning thread.
+        self._tripped_live: set[str] = set()
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -408,7 +418,12 @@ class Daemon:
         options = CycleOptions(deadline=deadline)
         if self._refresh is not None:
             until = started_wall + self.interval_s
-            options = CycleOptions(deadline=deadline, refresh=RefreshWindow(until, self._refresh))
+            self._tripped_live = set()
+            options = CycleOptions(
+                deadline=deadline,
+                refresh=RefreshWindow(until, self._refresh),
+                on_trip=functools.partial(self._on_trip, runner),
+            )
         task = asyncio.create_task(runner.run(options), name="cycle")
         hit: DeadlineHit | None = None
         try:
@@ -554,6 +569,12 @@ class Daemon:
                 self._health.last_success_at = finished
         except Exception:
             log.warning("metrics not updated for this cycle", exc_info=True)
+        told = self._tripped_live
+        if told:  # said at once when they tripped: not again at the window's end
+            left = [a for a in summary.get("mass_hide_tripped") or [] if a not in told]
+            summary = {**summary, "mass_hide_tripped": left}
+            if not left:
+                summary["held_hides"] = 0
         for alert in cycle_alerts(summary):
             self._alert(alert)
         await self._prune_journal()
@@ -572,6 +593,12 @@ class Daemon:
             await asyncio.to_thread(run_retention, self._app.sessions, settings, now)
         except Exception:
             log.warning("journal retention not run this time", exc_info=True)
+
+    def _on_trip(self, runner: CycleRunner, account: str, reason: str) -> None:
+        """The planner's ``on_trip``, from its thread: ``Alerts.send`` only queues (and is
+        thread-safe), so the alert leaves now, not when the window closes."""
+        self._tripped_live.add(account)
+        self._alert(trip_alert(account, reason, runner.summary.cycle_id or None))
 
     def _alert(self, alert: Alert) -> None:
         try:

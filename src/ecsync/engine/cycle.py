@@ -11,7 +11,7 @@ import functools
 import logging
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,6 +65,8 @@ class CycleOptions:
     deadline: float | None = None  # wall-clock time by which the cycle must be done
     reconcile: bool | None = None  # None: when due (every `reconcile_every` cycles)
     refresh: RefreshWindow | None = None  # continuous mode: this cycle is one window
+    # (account, reason), the moment an account's mass-hide guard trips (Planner's on_trip)
+    on_trip: Callable[[str, str], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +208,7 @@ class CycleRunner:
                 default_stale_after=self._app.settings.scaled(2 * self._quote_cadence(options)),
                 keep_preview=options.dry_run,
                 continuous=options.refresh is not None,
+                on_trip=options.on_trip,
             )
             if not options.dry_run:
                 self.phase = "reconcile"

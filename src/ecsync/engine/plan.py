@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -134,9 +134,12 @@ class Planner:
         default_stale_after: timedelta,
         keep_preview: bool,
         continuous: bool = False,
+        on_trip: Callable[[str, str], None] | None = None,
     ) -> None:
         """``continuous``: this cycle is a continuous-mode reporting window, guarded by the
-        rolling window rule (``start`` must then be given the time)."""
+        rolling window rule (``start`` must then be given the time). ``on_trip(account,
+        reason)``: called once per account the moment its mass-hide guard trips (from the
+        planning thread), so a continuous daemon can alert at once, not at the window's end."""
         self._settings = settings
         self._scope = scope
         self._cycle_id = cycle_id
@@ -144,6 +147,7 @@ class Planner:
         self._stale_after = default_stale_after
         self._keep_preview = keep_preview
         self._continuous = continuous
+        self._on_trip = on_trip
         self.tally = PlanTally()
         self._guards: dict[str, HideGuard[JournaledChange]] = {}
         self._recent_hides: dict[str, list[datetime]] = {}
@@ -218,6 +222,11 @@ class Planner:
         if guard.tripped and name not in self.tally.tripped_accounts:
             self.tally.tripped_accounts.add(name)
             log.warning("%s: mass-hide guard tripped: %s", name, guard.reason())
+            if self._on_trip is not None:
+                try:
+                    self._on_trip(name, guard.reason())
+                except Exception:  # telling someone must never break the planning
+                    log.warning("mass-hide trip of %s not reported", name, exc_info=True)
 
     def plan_batch(
         self, session: Session, asins: Sequence[str], now: datetime
