@@ -418,6 +418,20 @@ class CycleRunner:
         on_quotes: QuotesHandler,
     ) -> None:
         settings = self._app.settings.amazon
+        client, governor, fetcher = self._amazon(options, on_quotes, settings.concurrency)
+        try:
+            await fetcher.run(asins)
+        finally:
+            summary.add_fetch(fetcher.stats)
+            summary.extra["spapi_operations"] = governor.operation_counts()
+            await client.aclose()
+
+    def _amazon(
+        self, options: CycleOptions, on_quotes: QuotesHandler, concurrency: int
+    ) -> tuple[OffersClient, RateGovernor, Fetcher]:
+        """The SP-API client, its rate governor and the fetcher over them, for one cycle or
+        reporting window (the caller closes the client)."""
+        settings = self._app.settings.amazon
         client = OffersClient(settings)
         governor = RateGovernor(self._db, client.credentials_key, self._stop, self._clock)
         fetcher = self._fetcher = Fetcher(
@@ -430,14 +444,9 @@ class CycleRunner:
             on_quotes=on_quotes,
             write=not options.dry_run,
             clock=self._clock,
-            concurrency=settings.concurrency,
+            concurrency=concurrency,
         )
-        try:
-            await fetcher.run(asins)
-        finally:
-            summary.add_fetch(fetcher.stats)
-            summary.extra["spapi_operations"] = governor.operation_counts()
-            await client.aclose()
+        return client, governor, fetcher
 
     def _quote_cadence(self, options: CycleOptions) -> timedelta:
         """How old a quote may normally get: the sweep's interval, or in continuous mode the
@@ -460,21 +469,8 @@ class CycleRunner:
         if added or removed:
             log.info("refresh: %d ASINs (%d added, %d retired)", len(states), added, removed)
         settings = self._app.settings.amazon
-        client = OffersClient(settings)
-        governor = RateGovernor(self._db, client.credentials_key, self._stop, self._clock)
-        fetcher = self._fetcher = Fetcher(
-            client=client,
-            governor=governor,
-            db=self._db,
-            settings=settings,
-            stop=self._stop,
-            observer=self._fetch_observer,
-            on_quotes=on_quotes,
-            write=not options.dry_run,
-            clock=self._clock,
-            # Few batches waiting for a slot: each is chosen closer to when it is sent.
-            concurrency=min(2, settings.concurrency),
-        )
+        # Few batches waiting for a slot: each is chosen closer to when it is sent.
+        client, governor, fetcher = self._amazon(options, on_quotes, min(2, settings.concurrency))
         pricing = MeteredPricing(client, governor)
         log.info(
             "refreshing %d ASINs until %s",

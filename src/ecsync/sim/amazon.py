@@ -221,15 +221,7 @@ class SpApi:
 
     async def _item_offers_batch(self, request: Request) -> dict[str, Any]:
         """``getItemOffersBatch``: up to 20 getItemOffers in one request, each with its status."""
-        try:
-            body = await read_json(request)
-        except BadBody as exc:
-            raise _invalid(str(exc)) from None
-        entries = body.get("requests") if isinstance(body, dict) else None
-        if not isinstance(entries, list) or not entries:
-            raise _invalid("requests: a non-empty list of item offers requests is required")
-        if len(entries) > BATCH_LIMIT:
-            raise _invalid(f"requests: at most {BATCH_LIMIT} requests per batch")
+        entries = await _batch_requests(request, "item offers requests is required")
         parsed = [_parse_batch_entry(entry, index) for index, entry in enumerate(entries)]
         asins = [asin for asin, _, _ in parsed]
         if len(set(asins)) < len(asins):
@@ -349,15 +341,7 @@ class SpApi:
         marketplace other than Japan) fails the whole request with 400 ``InvalidInput``; an
         ASIN Amazon does not know fails alone with 400 ``INVALID_ASIN`` (as the model's
         sandbox example answers it), and the ``item_error`` fault fails one item with 500."""
-        try:
-            body = await read_json(request)
-        except BadBody as exc:
-            raise _invalid(str(exc)) from None
-        entries = body.get("requests") if isinstance(body, dict) else None
-        if not isinstance(entries, list) or not entries:
-            raise _invalid("requests: a non-empty list of competitive summary requests")
-        if len(entries) > BATCH_LIMIT:
-            raise _invalid(f"requests: at most {BATCH_LIMIT} requests per batch")
+        entries = await _batch_requests(request, "competitive summary requests")
         parsed = [_parse_summary_entry(entry, index) for index, entry in enumerate(entries)]
         state = self.state
         failing = (
@@ -438,6 +422,20 @@ def known_product(state: SimState, asin: str) -> Product | None:
     if asin in state.unknown_asins:
         return None
     return state.market.get(asin)
+
+
+async def _batch_requests(request: Request, what: str) -> list[Any]:
+    """A batch body's ``requests``: 1 to 20 of them, or the request-level 400."""
+    try:
+        body = await read_json(request)
+    except BadBody as exc:
+        raise _invalid(str(exc)) from None
+    entries = body.get("requests") if isinstance(body, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise _invalid(f"requests: a non-empty list of {what}")
+    if len(entries) > BATCH_LIMIT:
+        raise _invalid(f"requests: at most {BATCH_LIMIT} requests per batch")
+    return entries
 
 
 def _check_marketplace(value: str | None, name: str) -> None:
