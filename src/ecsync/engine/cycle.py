@@ -489,6 +489,7 @@ class CycleRunner:
             settings=settings,
             stop=self._stop,
             clock=self._clock,
+            scope=options.scope,
         )
         try:
             await refresher.run(window.until)
