@@ -8,11 +8,14 @@ x 20 ASINs + getItemOffers 0.5 request/s x 1 ASIN = 2.5 ASIN/s.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import pytest
 
+from ecsync.config import DaemonSettings
 from ecsync.domain.probes import Contradiction, Difference
 from ecsync.domain.refresh import AsinState, RefreshPolicy, RefreshScheduler
+from ecsync.engine.cycle import quote_cadence
 from ecsync.engine.refresh import RefreshState, effective_max_quote_age, full_quote_rate
 
 H = 3600.0
@@ -161,3 +164,11 @@ def test_an_asked_asin_stays_asked_across_a_reload() -> None:
     scheduler.ask("A")
     scheduler.load([AsinState("A", stake=1, last_quote_s=-10), AsinState("B", stake=1)], 1.0)
     assert scheduler.next_full(20, 1.0) == ["A", "B"]
+
+
+def test_staleness_follows_the_effective_bound_in_continuous_mode() -> None:
+    daemon = DaemonSettings()  # max_quote_age 6 h, window 1 h, interval 3 h
+    # 100,000 ASINs: two passes at 2.5 ASIN/s = 80,000 s; staleness is twice the cadence.
+    assert quote_cadence(daemon, True, 100_000) == timedelta(seconds=80_000)
+    assert quote_cadence(daemon, True, 16_000) == timedelta(hours=6)
+    assert quote_cadence(daemon, False, 100_000) == daemon.period  # a sweep: its interval
