@@ -106,7 +106,8 @@ def _decide(kind: DecisionKind, ids: list[int] | None, account: str | None, by: 
     if kind is DecisionKind.RELEASED:
         out.print(
             f"released {_count(len(decided), 'held change')} ({listed}): the next cycle sends "
-            "them without the guard that held them; the price floor still applies"
+            "them without the guard that held them (a continuous daemon: within seconds, after "
+            "a fresh quote); the price floor still applies"
         )
     else:
         out.print(

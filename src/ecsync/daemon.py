@@ -60,7 +60,7 @@ from ecsync.domain.refresh import RefreshPolicy, RefreshScheduler
 from ecsync.engine.collect import Scope, collect_asins
 from ecsync.engine.cycle import CycleOptions, CycleRunner, RefreshWindow
 from ecsync.engine.fetch import BatchReport, FetchStats
-from ecsync.engine.refresh import RefreshState
+from ecsync.engine.refresh import RefreshState, full_quote_rate
 from ecsync.engine.runtime import run_with_stop
 from ecsync.errors import Interrupted, LockHeld, UsageError
 from ecsync.health import DaemonMetrics, HealthServer, HealthState, cycle_succeeded
@@ -234,7 +234,12 @@ class Daemon:
             # The window's refresh runs to its end; what it found then gets a share of a
             # window more to be planned and pushed.
             self.deadline_s = self.period_s * (1 + max(0.1, 1 - fraction))
-            self._refresh = RefreshState(RefreshScheduler(refresh_policy(settings)))
+            scale = settings.runtime.time_scale
+            self._refresh = RefreshState(
+                RefreshScheduler(refresh_policy(settings)),
+                full_rate=full_quote_rate(scale),
+                time_scale=scale,
+            )
         else:
             self.deadline_s = self.period_s * fraction
         self._budget_s = self.deadline_s  # the running cycle's (see _cycle_budget_s)

@@ -154,7 +154,13 @@ def test_quote_failed_brings_back_where_it_was_without_learning() -> None:
         scheduler.quote_failed(asin, 10.0)
     assert {asin: scheduler.rate(asin) for asin in ("C", "TOP")} == rates
     assert scheduler.mean_rate() == mean
-    assert scheduler.metrics(10.0)["queue"] == {"urgent": 1, "new": 1, "overdue": 0, "in_flight": 1}
+    assert scheduler.metrics(10.0)["queue"] == {
+        "asked": 0,
+        "urgent": 1,
+        "new": 1,
+        "overdue": 0,
+        "in_flight": 1,
+    }
     # back in front of its class: the contradiction, then the new one, then the priority
     assert scheduler.next_full(3, 20.0) == ["C", "NEW_1", "TOP"]
     scheduler.quoted("C", 30.0, changed=True)
@@ -348,10 +354,10 @@ def test_metrics_quote_ages_and_queue() -> None:
     metrics = scheduler.metrics(0.0)
     assert metrics["quote_age_s"] == {"p50": 50.0, "p95": 95.0, "max": 100.0}
     assert metrics["never_quoted"] == 2
-    assert metrics["queue"] == {"urgent": 2, "new": 2, "overdue": 20, "in_flight": 0}
+    assert metrics["queue"] == {"asked": 0, "urgent": 2, "new": 2, "overdue": 20, "in_flight": 0}
     assert scheduler.next_full(3, 0.0) == ["A0", "A99", "NEW_1"]
     metrics = scheduler.metrics(0.0)
-    assert metrics["queue"] == {"urgent": 0, "new": 1, "overdue": 20, "in_flight": 3}
+    assert metrics["queue"] == {"asked": 0, "urgent": 0, "new": 1, "overdue": 20, "in_flight": 3}
     assert metrics["never_quoted"] == 2 and metrics["quote_age_s"]["max"] == 100.0
     assert metrics["asins"] == 102
 

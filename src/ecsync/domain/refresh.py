@@ -9,7 +9,8 @@ Priority is the exposure a refresh is expected to avoid:
 own quote history (changes / observed seconds, shrunk towards the catalogue's mean rate for
 ASINs with little history: empirical Bayes), ``age`` the time since its last full quote and
 ``stake`` what is at risk (listings x source price). Before any priority come, in order:
-ASINs a probe contradicted (most urgent contradiction first), never-quoted ASINs (new
+ASINs the caller asked for (:meth:`RefreshScheduler.ask`: a seller's release), ASINs a probe
+contradicted (most urgent contradiction first), never-quoted ASINs (new
 listings), and ASINs whose quote is older than ``overdue_share x max_quote_age`` (oldest
 first, started early so the hard bound holds), so nothing starves, including changes the
 Buy Box does not show.
@@ -34,7 +35,7 @@ import math
 from array import array
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import count
 from typing import Any, Final
 
@@ -52,6 +53,7 @@ _IN_FLIGHT: Final = 1  # handed out for a full quote, not yet quoted / failed
 _URGENT: Final = 2  # a probe contradicted its last quote: waits for a full quote
 _NEW: Final = 4  # never quoted
 _FREE: Final = 8  # no ASIN in this slot (removed; reused by the next add)
+_ASKED: Final = 16  # the caller asked for a quote now (a seller's release): served first
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +157,15 @@ class RefreshScheduler:
         self._seq = count()
         self._clear()
 
+    def set_max_quote_age(self, seconds: float) -> None:
+        """Bound quote age by ``seconds`` from now on (the caller's effective bound, e.g.
+        raised when the catalogue outgrows what the quotas can quote in the configured one).
+        The overdue threshold follows; queued work is kept."""
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise ValueError(f"set_max_quote_age: expected a finite number > 0, got {seconds!r}")
+        self.policy = replace(self.policy, max_quote_age_s=seconds)
+        self._overdue_after = self.policy.overdue_share * seconds
+
     # -- the ASINs known ---------------------------------------------------------------
 
     def _clear(self) -> None:
@@ -170,6 +181,7 @@ class RefreshScheduler:
         self._urgent: dict[int, tuple[int, float]] = {}  # slot -> (Contradiction, since)
         self._urgent_heap: list[tuple[int, float, int, int]] = []  # (rank, since, seq, slot)
         self._new: deque[int] = deque()
+        self._asked: deque[int] = deque()  # slots flagged _ASKED, not in flight
         self._overdue_heap: list[tuple[float, int]] = []  # (last quote, slot)
         self._full_ranked = _Ranked()
         self._probe_ranked = _Ranked()
@@ -236,6 +248,29 @@ class RefreshScheduler:
             self._in_flight += 1
         if flags & _URGENT and urgent is not None and not self._flags[slot] & _NEW:
             self._mark_urgent(slot, urgent[0], urgent[1])
+        if flags & _ASKED:
+            self._flags[slot] |= _ASKED
+            if not flags & _IN_FLIGHT:
+                self._asked.append(slot)
+
+    def ask(self, asin: str) -> bool:
+        """A full quote for ``asin`` as soon as possible, ahead of every other queue (the
+        seller released a held change for it: the plan that sends the release follows a fresh
+        quote, so it is judged on the source as it is now, not as it was when held).
+
+        An ASIN already in flight is only flagged: the quote under way comes back after the
+        ask, and its plan reads the release then; a quote that fails puts it back at the front.
+        Unknown ASIN: False (nothing to quote).
+        """
+        slot = self._index.get(asin)
+        if slot is None:
+            return False
+        flags = self._flags[slot]
+        if not flags & _ASKED:
+            self._flags[slot] |= _ASKED
+            if not flags & _IN_FLIGHT:
+                self._asked.append(slot)
+        return True
 
     def add(self, state: AsinState) -> None:
         """Know one more ASIN; an ASIN already known only takes the new ``stake`` (its live
@@ -320,14 +355,20 @@ class RefreshScheduler:
         """Up to ``n`` distinct ASINs for a full quote, most urgent first; they leave the
         queue until :meth:`quoted` or :meth:`quote_failed` brings them back.
 
-        Order: probe-contradicted (most urgent contradiction, then oldest), never quoted
-        (in the order they were added), overdue (oldest quote first), then by expected
-        exposure avoided.
+        Order: asked for (:meth:`ask`, in the order asked), probe-contradicted (most urgent
+        contradiction, then oldest), never quoted (in the order they were added), overdue
+        (oldest quote first), then by expected exposure avoided.
         """
         if n < 0:
             raise ValueError(f"next_full: n must be >= 0, got {n}")
         out: list[int] = []
         flags = self._flags
+        # 0. asked for by the caller
+        asked = self._asked
+        while asked and len(out) < n:
+            slot = asked.popleft()
+            if flags[slot] & (_ASKED | _IN_FLIGHT | _FREE) == _ASKED:
+                self._take(slot, out)
         # 1. contradicted by a probe
         heap = self._urgent_heap
         while heap and len(out) < n:
@@ -504,7 +545,9 @@ class RefreshScheduler:
         self._flags[slot] &= ~_IN_FLIGHT
         self._in_flight -= 1
         flags = self._flags[slot]
-        if flags & _URGENT:
+        if flags & _ASKED:
+            self._asked.appendleft(slot)
+        elif flags & _URGENT:
             rank, since = self._urgent[slot]
             heapq.heappush(self._urgent_heap, (rank, since, next(self._seq), slot))
         elif flags & _NEW:
@@ -552,16 +595,17 @@ class RefreshScheduler:
 
     def metrics(self, now: float) -> dict[str, Any]:
         """``quote_age_s`` {p50, p95, max} over quoted ASINs (``never_quoted`` apart),
-        ``queue`` {urgent, new, overdue, in_flight}, ``probes``, ``probe_differences``,
+        ``queue`` {asked, urgent, new, overdue, in_flight}, ``probes``, ``probe_differences``,
         ``probe_hits`` (contradicted ASINs whose next full quote had changed), ``asins``,
-        ``mean_rate_per_day``. Scans every ASIN: call it rarely (e.g. once a minute)."""
+        ``max_quote_age_s`` (the bound in force), ``mean_rate_per_day``. Scans every ASIN:
+        call it rarely (e.g. once a minute)."""
         flags, last_quote = self._flags, self._last_quote
         gone = _NEW | _FREE
         quoted = sorted([lq for flag, lq in zip(flags, last_quote, strict=True) if not flag & gone])
         busy = [  # quoted but waiting elsewhere: not counted overdue
             lq
             for flag, lq in zip(flags, last_quote, strict=True)
-            if flag & (_IN_FLIGHT | _URGENT) and not flag & gone
+            if flag & (_IN_FLIGHT | _URGENT | _ASKED) and not flag & gone
         ]
         threshold = now - self._overdue_after
         overdue = bisect.bisect_right(quoted, threshold) - sum(lq <= threshold for lq in busy)
@@ -576,6 +620,7 @@ class RefreshScheduler:
             "never_quoted": never,
             "queue": {
                 "urgent": flags.count(_URGENT),  # exactly URGENT: not in flight
+                "asked": sum(1 for f in flags if f & (_ASKED | _IN_FLIGHT | _FREE) == _ASKED),
                 "new": new,
                 "overdue": overdue,
                 "in_flight": self._in_flight,
@@ -585,6 +630,7 @@ class RefreshScheduler:
             "probe_hits": self.probe_hits,
             "probe_hit_rate": self.probe_hits / self.probes if self.probes else None,
             "asins": len(self._index),
+            "max_quote_age_s": self.policy.max_quote_age_s,
             "mean_rate_per_day": self.mean_rate() * DAY_S,
         }
 

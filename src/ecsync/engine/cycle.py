@@ -28,6 +28,7 @@ from ecsync.channels import open_account
 from ecsync.channels.errors import ChannelAuthError, ChannelError
 from ecsync.channels.protocol import ChannelAdapter
 from ecsync.clock import Clock, Stop, SystemClock
+from ecsync.config import DaemonSettings
 from ecsync.domain.plan import PlannedChange
 from ecsync.engine.collect import Scope, collect_asins
 from ecsync.engine.fetch import Fetcher, FetchObserver, FetchStats, QuotesHandler, QuoteSink
@@ -40,7 +41,14 @@ from ecsync.engine.reconcile import (
     listed_skus,
     read_account,
 )
-from ecsync.engine.refresh import Refresher, RefreshState, RefreshStats, asin_states
+from ecsync.engine.refresh import (
+    Refresher,
+    RefreshState,
+    RefreshStats,
+    asin_states,
+    effective_max_quote_age,
+    full_quote_rate,
+)
 from ecsync.errors import Interrupted
 from ecsync.lock import InstanceLock
 from ecsync.store.journal import (
@@ -125,6 +133,18 @@ class CycleSummary:
 HEARTBEAT_S = 5.0
 
 
+def quote_cadence(daemon: DaemonSettings, continuous: bool, asins: int) -> timedelta:
+    """How old a quote may normally get (staleness is twice this): the sweep's interval, or
+    in continuous mode the scheduler's effective ``max_quote_age`` for ``asins`` ASINs (the
+    configured one, or two full passes when the quotas cannot keep it:
+    ``effective_max_quote_age``; else quotes the scheduler is allowed to let age would be
+    judged stale), never shorter than a window. Simulated time, like the settings."""
+    if not continuous:
+        return daemon.period
+    bound = effective_max_quote_age(daemon.max_quote_age.total_seconds(), asins, full_quote_rate())
+    return max(timedelta(seconds=bound), daemon.window)
+
+
 class CycleRunner:
     def __init__(
         self,
@@ -205,7 +225,9 @@ class CycleRunner:
                 options.scope,
                 cycle_id=summary.cycle_id,
                 stock_only=options.stock_only,
-                default_stale_after=self._app.settings.scaled(2 * self._quote_cadence(options)),
+                default_stale_after=self._app.settings.scaled(
+                    2 * self._quote_cadence(options, len(asins))
+                ),
                 keep_preview=options.dry_run,
                 continuous=options.refresh is not None,
                 on_trip=options.on_trip,
@@ -448,13 +470,8 @@ class CycleRunner:
         )
         return client, governor, fetcher
 
-    def _quote_cadence(self, options: CycleOptions) -> timedelta:
-        """How old a quote may normally get: the sweep's interval, or in continuous mode the
-        scheduler's ``max_quote_age`` (never shorter than a window)."""
-        daemon = self._app.settings.daemon
-        if options.refresh is None:
-            return daemon.period
-        return max(daemon.max_quote_age, daemon.window)
+    def _quote_cadence(self, options: CycleOptions, asins: int) -> timedelta:
+        return quote_cadence(self._app.settings.daemon, options.refresh is not None, asins)
 
     async def _refresh(
         self,
@@ -488,6 +505,7 @@ class CycleRunner:
             settings=settings,
             stop=self._stop,
             clock=self._clock,
+            scope=options.scope,
         )
         try:
             await refresher.run(window.until)

@@ -17,12 +17,18 @@ sell-out a probe finds is confirmed, planned and pushed within seconds.
 
 The scheduler outlives the window (the daemon keeps it in a :class:`RefreshState`): an ASIN
 taken for a quote and not answered when the window ends or stops is handed back with
-``quote_failed``, so none is lost from the queues.
+``quote_failed``, so none is lost from the queues. When it learns how many ASINs it holds,
+its ``max_quote_age`` is raised to what the quotas can keep (two full passes at the
+documented full-quote rate, ``effective_max_quote_age``), with a warning naming both.
+
+A seller's release of a held change is quoted and planned at once (``_release_loop``), not
+when its ASIN is next due.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -32,7 +38,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ecsync.amazon.client import ITEM_OFFERS, OFFERS_BATCH
 from ecsync.amazon.errors import BatchRejected, Throttled, TokenRejected, TransientError
+from ecsync.amazon.governor import DOCUMENTED
 from ecsync.amazon.metered import MeteredPricing
 from ecsync.clock import Clock, Stop, SystemClock
 from ecsync.config import AmazonSettings
@@ -45,13 +53,34 @@ from ecsync.engine.fetch import Fetcher, QuoteSink, quotes_from_items, until_sto
 from ecsync.errors import Interrupted
 from ecsync.store.quotes import QuoteWrite, stored_view
 from ecsync.store.runner import DbRunner
-from ecsync.store.schema import Account, Listing, Product
+from ecsync.store.schema import Account, Change, Listing, Product
 
 log = logging.getLogger(__name__)
 
 FULL_BATCH = 20
 PROBE_BATCH = 20
 IDLE_S = 0.25  # a loop with nothing to do looks again this often (stop-aware)
+RELEASE_POLL_S = 5.0  # real seconds between looks for releases the seller made meanwhile
+# The effective max_quote_age is at least this many full passes of the catalogue at the
+# full-quote capacity: at one pass every ASIN would have to be quoted oldest first and the
+# overdue queue (from 0.8 x the bound) would take every quote, leaving none for the ASINs
+# that move; at two, about half of the quotes are free to follow risk.
+PASSES_PER_MAX_AGE = 2.0
+
+
+def full_quote_rate(time_scale: float = 1.0) -> float:
+    """ASINs per real second the full quotes reach at the documented rates: getItemOffersBatch
+    (20 ASINs a request) and getItemOffers (1) together, both faster against a sped-up
+    simulator (``[runtime] time_scale``). 0.1 x 20 + 0.5 = 2.5 ASIN/s at scale 1."""
+    return (DOCUMENTED[OFFERS_BATCH].rate * FULL_BATCH + DOCUMENTED[ITEM_OFFERS].rate) * time_scale
+
+
+def effective_max_quote_age(configured_s: float, asins: int, rate: float) -> float:
+    """The bound that can hold: the configured one, or ``PASSES_PER_MAX_AGE`` passes of
+    ``asins`` at ``rate`` ASIN/s when that is longer."""
+    if rate <= 0:
+        return configured_s
+    return max(configured_s, PASSES_PER_MAX_AGE * asins / rate)
 
 
 # --- what the store knows --------------------------------------------------------------------
@@ -104,6 +133,29 @@ def asin_states(session: Session, scope: Scope | None = None) -> list[AsinState]
     return states
 
 
+def released_asins(session: Session, scope: Scope | None = None) -> list[tuple[int, str]]:
+    """(change id, ASIN) of every release the seller made that no plan has finished yet
+    (``store/decisions.py``), on listed listings of active accounts in ``scope``."""
+    scope = scope or Scope()
+    query = (
+        select(Change.id, Listing.asin)
+        .join(Listing, Listing.id == Change.listing_id)
+        .join(Account, Account.id == Listing.account_id)
+        .where(
+            Change.status == "released",
+            Change.finished_at.is_(None),
+            Listing.status == "listed",
+            Account.active.is_(True),
+        )
+        .order_by(Change.decided_at, Change.id)
+    )
+    if scope.platforms:
+        query = query.where(Account.platform.in_(scope.platforms))
+    if scope.accounts:
+        query = query.where(Account.name.in_(scope.accounts))
+    return [(int(change_id), str(asin)) for change_id, asin in session.execute(query)]
+
+
 def stored_views(session: Session, asins: Sequence[str]) -> dict[str, QuoteView | None]:
     """What each ASIN's last good quote implied for a probe (``store.quotes.stored_view``)."""
     rows = session.scalars(select(Product).where(Product.asin.in_(list(asins))))
@@ -124,23 +176,63 @@ class RefreshState:
     scheduler: RefreshScheduler
     known: set[str] = field(default_factory=set)
     loaded: bool = False
+    # Full quotes per real second (``full_quote_rate``); None: the configured max_quote_age
+    # is used as is. When set, the bound is raised to what the catalogue allows.
+    full_rate: float | None = None
+    time_scale: float = 1.0  # only to word the warning in simulated time
+    configured_max_age_s: float = field(init=False)
+    warned: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        self.configured_max_age_s = self.scheduler.policy.max_quote_age_s
 
     def sync(self, states: Sequence[AsinState], now: float) -> tuple[int, int]:
         """Bring the scheduler to ``states``; returns (added, removed)."""
-        if not self.loaded:
-            self.scheduler.load(states, now)
-            self.known = {state.asin for state in states}
-            self.loaded = True
-            return len(states), 0
-        current = {state.asin for state in states}
-        added = [state for state in states if state.asin not in self.known]
-        removed = self.known - current
-        for asin in sorted(removed):
-            self.scheduler.remove(asin)
-        for state in added:
-            self.scheduler.add(state)
-        self.known = current
-        return len(added), len(removed)
+        try:
+            if not self.loaded:
+                self.scheduler.load(states, now)
+                self.known = {state.asin for state in states}
+                self.loaded = True
+                return len(states), 0
+            current = {state.asin for state in states}
+            added = [state for state in states if state.asin not in self.known]
+            removed = self.known - current
+            for asin in sorted(removed):
+                self.scheduler.remove(asin)
+            for state in added:
+                self.scheduler.add(state)
+            self.known = current
+            return len(added), len(removed)
+        finally:
+            self._bound()
+
+    def _bound(self) -> None:
+        """Set the scheduler's max_quote_age for the ASINs it now holds (see
+        ``effective_max_quote_age``); the first time it raises the configured one, a warning
+        names both."""
+        if self.full_rate is None:
+            return
+        configured = self.configured_max_age_s
+        bound = effective_max_quote_age(configured, len(self.known), self.full_rate)
+        if bound != self.scheduler.policy.max_quote_age_s:
+            self.scheduler.set_max_quote_age(bound)
+        if bound > configured and not self.warned:
+            self.warned = True
+            scale = self.time_scale
+            log.warning(
+                "max_quote_age %s cannot hold for %s ASINs at %g quotes/s: using %s",
+                _hours(configured * scale),
+                f"{len(self.known):,}",
+                round(self.full_rate / scale, 3),
+                _hours(bound * scale),
+            )
+
+
+def _hours(seconds: float) -> str:
+    """``6h``, ``22h``, ``1.5h``, ``45m``: a bound as a seller reads it (simulated time)."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:.3g}h" if seconds < 36_000 else f"{seconds / 3600:.0f}h"
+    return f"{seconds / 60:.0f}m"
 
 
 # --- one window ------------------------------------------------------------------------------
@@ -160,6 +252,7 @@ class RefreshStats:
     probe_throttled: int = 0
     differences: int = 0  # probes that contradicted the last full quote
     handed_back: int = 0  # ASINs taken and not quoted when the window ended
+    releases_asked: int = 0  # released changes whose ASIN was sent to the front for a quote
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -173,6 +266,7 @@ class RefreshStats:
             "probe_throttled": self.probe_throttled,
             "differences": self.differences,
             "handed_back": self.handed_back,
+            "releases_asked": self.releases_asked,
         }
 
 
@@ -196,6 +290,8 @@ class Refresher:
         tolerance: Tolerance | None = None,
         singles: bool = True,
         probes: bool = True,
+        scope: Scope | None = None,
+        release_poll_s: float = RELEASE_POLL_S,
     ) -> None:
         self._scheduler = scheduler
         self._fetcher = fetcher
@@ -208,6 +304,9 @@ class Refresher:
         self._tolerance = tolerance
         self._singles = singles
         self._probes = probes
+        self._scope = scope
+        self._release_poll_s = release_poll_s
+        self._releases_asked: set[int] = set()  # change ids asked for in this window
         self._until = 0.0
         self._taken: set[str] = set()  # handed out for a full quote, not reported back yet
         self.stats = RefreshStats()
@@ -229,6 +328,7 @@ class Refresher:
             loops.append(asyncio.create_task(self._single_loop(), name="refresh-single"))
         if self._probes:
             loops.append(asyncio.create_task(self._probe_loop(), name="refresh-probe"))
+        loops.append(asyncio.create_task(self._release_loop(), name="refresh-releases"))
         try:
             # The full loop ends the window (its end, or the breaker); the others follow.
             done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
@@ -327,6 +427,41 @@ class Refresher:
         self.stats.single_statuses.update(w.quote.status.value for w in writes)
         self._report([asin], writes, changed)
         await self._sink.hand_on(writes)
+
+    # --- releases -----------------------------------------------------------------------
+
+    async def _release_loop(self) -> None:
+        """A seller's release goes out within seconds, not when its ASIN is next due.
+
+        In a sweep every ASIN is planned each cycle, so the next cycle's plan sends a release.
+        Here an ASIN may wait hours for its next quote; so at the window's start and every
+        ``release_poll_s`` the open releases are read and their ASINs asked of the scheduler
+        (:meth:`RefreshScheduler.ask`): a fresh full quote at the front of the queue, whose
+        plan (the usual pipeline: journal, then push) sends the released target without the
+        guard, or finishes the release when the source moved since it was held. Each release
+        is asked for once per window: one still open next window (a push refused, or its
+        finish awaiting a plan that sees the channel at the target) is asked for again then,
+        as a sweep would plan it again next cycle.
+        """
+        while not self._over():
+            if self._stop.is_set():
+                raise Interrupted(self._stop.reason)
+            releases = await self._db.run(functools.partial(released_asins, scope=self._scope))
+            asked = []
+            for change_id, asin in releases:
+                if change_id in self._releases_asked:
+                    continue
+                self._releases_asked.add(change_id)
+                if self._scheduler.ask(asin):
+                    asked.append(asin)
+            if asked:
+                self.stats.releases_asked += len(asked)
+                log.info(
+                    "%d released changes: quoting %s now", len(asked), ", ".join(sorted(asked))
+                )
+            wait = min(self._release_poll_s, max(0.0, self._until - self._clock.time()))
+            if await self._stop.sleep(wait):
+                raise Interrupted(self._stop.reason)
 
     # --- probes -------------------------------------------------------------------------
 
