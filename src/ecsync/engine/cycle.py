@@ -52,10 +52,13 @@ from ecsync.engine.refresh import (
 from ecsync.errors import Interrupted
 from ecsync.lock import InstanceLock
 from ecsync.store.journal import (
+    INTERRUPTED,
     JournaledChange,
     cycle_change_counts,
     mark_interrupted_cycles,
+    open_changes,
     supersede_open_changes,
+    unplanned_quotes,
 )
 from ecsync.store.quotes import QuoteWrite, write_quotes
 from ecsync.store.runner import DbRunner
@@ -165,6 +168,11 @@ class CycleRunner:
         self._heartbeat_every_s = heartbeat_every_s
         self._fetcher: Fetcher | None = None
         self._refresher: Refresher | None = None
+        # Continuous mode, planned again from the stored quotes at the window's start:
+        # (listing id, ASIN) of changes earlier cycles left open (``open_changes``), and the
+        # ASINs an interrupted cycle quoted but maybe never planned (``unplanned_quotes``).
+        self._replan: list[tuple[int, str]] = []
+        self._unplanned: list[str] = []
         self._pushers: dict[str, AccountPusher] = {}
         self._reconciling: asyncio.Task[None] | None = None
         self.phase = "starting"
@@ -231,6 +239,7 @@ class CycleRunner:
                 keep_preview=options.dry_run,
                 continuous=options.refresh is not None,
                 on_trip=options.on_trip,
+                replanned=frozenset(listing_id for listing_id, _ in self._replan),
             )
             if not options.dry_run:
                 self.phase = "reconcile"
@@ -241,7 +250,7 @@ class CycleRunner:
             summary.status = self._outcome(summary, options)
         except Interrupted as exc:
             summary.status = "partial"
-            summary.error = f"interrupted: {exc}"
+            summary.error = f"{INTERRUPTED}{exc}"
             raise
         except (AuthFailed, ChannelAuthError) as exc:
             summary.status = "failed"
@@ -388,6 +397,13 @@ class CycleRunner:
                 for i in range(0, len(asins), PLAN_CHUNK):
                     await batches.put(list(asins[i : i + PLAN_CHUNK]))
             elif options.refresh is not None:
+                # What earlier cycles left unsent is planned again now, from the stored
+                # quotes (as a sweep's next cycle would): its ASINs may not be quoted for hours.
+                replan = sorted({asin for _, asin in self._replan} | set(self._unplanned))
+                if replan:
+                    log.info("re-planning %d ASINs earlier cycles left unfinished", len(replan))
+                for i in range(0, len(replan), PLAN_CHUNK):
+                    await batches.put(replan[i : i + PLAN_CHUNK])
                 await self._refresh(options, options.refresh, summary, on_quotes)
             elif asins:
                 await self._fetch(asins, options, summary, on_quotes)
@@ -606,6 +622,9 @@ class CycleRunner:
         session.add(cycle)
         session.flush()
         if not options.dry_run:
+            if options.refresh is not None:
+                self._replan = open_changes(session, cycle.id)
+                self._unplanned = unplanned_quotes(session, cycle.id)
             superseded = supersede_open_changes(session, cycle.id, now)
             if superseded:
                 log.info("%d unfinished changes from earlier cycles will be re-planned", superseded)

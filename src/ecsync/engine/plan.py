@@ -135,11 +135,15 @@ class Planner:
         keep_preview: bool,
         continuous: bool = False,
         on_trip: Callable[[str, str], None] | None = None,
+        replanned: frozenset[int] = frozenset(),
     ) -> None:
         """``continuous``: this cycle is a continuous-mode reporting window, guarded by the
         rolling window rule (``start`` must then be given the time). ``on_trip(account,
         reason)``: called once per account the moment its mass-hide guard trips (from the
-        planning thread), so a continuous daemon can alert at once, not at the window's end."""
+        planning thread), so a continuous daemon can alert at once, not at the window's end.
+        ``replanned``: listing ids whose open changes from earlier cycles this window plans
+        again; their journaled hides are left out of the rolling count (the new plan counts
+        them), so a re-planned hide is not counted twice."""
         self._settings = settings
         self._scope = scope
         self._cycle_id = cycle_id
@@ -148,6 +152,7 @@ class Planner:
         self._keep_preview = keep_preview
         self._continuous = continuous
         self._on_trip = on_trip
+        self._replanned = replanned
         self.tally = PlanTally()
         self._guards: dict[str, HideGuard[JournaledChange]] = {}
         self._recent_hides: dict[str, list[datetime]] = {}
@@ -187,7 +192,7 @@ class Planner:
             if now is None:
                 raise ValueError("a continuous-mode planner starts at a time (now)")
             since = now - self._settings.scaled(self._settings.guards.window)
-            self._recent_hides = recent_hides(session, since)
+            self._recent_hides = recent_hides(session, since, self._replanned)
 
     def finish(self, session: Session) -> list[JournaledChange]:
         """Planning is over: decide on hides still waiting for a guard's sample."""

@@ -8,7 +8,7 @@ twice without need.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from ecsync.domain.model import ListingState
 from ecsync.domain.plan import PlannedChange
 from ecsync.ports import ChangeResult, ChannelChange, ChannelItem, ListingIds, Outcome, addressing
-from ecsync.store.schema import Account, Change, Cycle, Listing
+from ecsync.store.schema import Account, Change, Cycle, Listing, Product
 
 OPEN = ("planned", "sent")
 
@@ -50,6 +50,58 @@ def supersede_open_changes(session: Session, cycle_id: int, now: datetime) -> in
     return sum(int(getattr(r, "rowcount", 0) or 0) for r in (never_sent, maybe_sent))
 
 
+def open_changes(session: Session, cycle_id: int) -> list[tuple[int, str]]:
+    """(listing id, ASIN) of every listing with a change an earlier cycle left open
+    (``planned`` or ``sent``), read before ``supersede_open_changes`` closes them.
+
+    A sweep re-plans every ASIN each cycle, so superseding is enough there. A continuous
+    window plans an ASIN only when it is next quoted, maybe hours later: it must re-plan these
+    at once, or a hide a channel outage or a deadline kept back would wait that long.
+    """
+    query = (
+        select(Listing.id, Listing.asin)
+        .join(Change, Change.listing_id == Listing.id)
+        .where(Change.status.in_(OPEN), Change.cycle_id != cycle_id)
+        .distinct()
+        .order_by(Listing.asin, Listing.id)
+    )
+    return [(int(listing_id), str(asin)) for listing_id, asin in session.execute(query)]
+
+
+INTERRUPTED = "interrupted: "  # how a cycle a stop cut short starts its error (engine/cycle.py)
+
+
+def unplanned_quotes(session: Session, cycle_id: int) -> list[str]:
+    """Listed ASINs quoted since the previous cycle started, when that cycle did not finish
+    (a stop, a crash, a failure): their quotes were written but maybe never planned.
+
+    A stop cancels the planning of quotes already written (and a crash loses them). A sweep
+    re-plans every ASIN next cycle; a continuous window plans an ASIN only when it is quoted
+    again, hours later for one just quoted, so a sell-out found just before a restart would
+    stay on sale that long. Read when a continuous window opens, after
+    ``mark_interrupted_cycles`` (a crashed cycle is ``failed`` by then).
+    """
+    previous = session.execute(
+        select(Cycle.started_at, Cycle.status, Cycle.error)
+        .where(Cycle.id < cycle_id, Cycle.dry_run.is_(False))
+        .order_by(Cycle.id.desc())
+        .limit(1)
+    ).first()
+    if previous is None:
+        return []
+    started, status, error = previous
+    if status != "failed" and not (error or "").startswith(INTERRUPTED):
+        return []
+    query = (
+        select(Product.asin)
+        .join(Listing, Listing.asin == Product.asin)
+        .where(Product.fetched_at >= started, Listing.status == "listed")
+        .distinct()
+        .order_by(Product.asin)
+    )
+    return [str(asin) for asin in session.scalars(query)]
+
+
 def mark_interrupted_cycles(session: Session, now: datetime) -> int:
     """Cycles still ``running`` when a new one starts were cut off by a crash or kill."""
     result = session.execute(
@@ -60,7 +112,9 @@ def mark_interrupted_cycles(session: Session, now: datetime) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def recent_hides(session: Session, since: datetime) -> dict[str, list[datetime]]:
+def recent_hides(
+    session: Session, since: datetime, replanned: Collection[int] = frozenset()
+) -> dict[str, list[datetime]]:
     """Each account's hides asked for since ``since``: one time per listing (its latest hide).
 
     The continuous-mode mass-hide guard's memory (domain/guards.py RollingHideGuard): read
@@ -68,7 +122,9 @@ def recent_hides(session: Session, since: datetime) -> dict[str, list[datetime]]
     a daemon that restarted, still count. Every status counts (planned, sent, applied,
     failed, unknown, held, released, rejected, superseded): the guard measures how many hides
     the source asked for, not how many got through; a listing re-planned (a new window
-    supersedes its open row) counts once.
+    supersedes its open row) counts once. ``replanned``: listing ids this window plans again
+    at its start (``open_changes``); their hide, if the source still asks for it, is counted
+    by that plan, so the journal's row must not count it a second time.
     """
     query = (
         select(Account.name, Change.listing_id, func.max(Change.created_at))
@@ -78,8 +134,9 @@ def recent_hides(session: Session, since: datetime) -> dict[str, list[datetime]]
         .group_by(Account.name, Change.listing_id)
     )
     out: dict[str, list[datetime]] = {}
-    for name, _listing_id, at in session.execute(query):
-        out.setdefault(name, []).append(at)
+    for name, listing_id, at in session.execute(query):
+        if listing_id not in replanned:
+            out.setdefault(name, []).append(at)
     return {name: sorted(times) for name, times in out.items()}
 
 
