@@ -345,8 +345,13 @@ class Daemon:
                 self._cycle_lock.release()
             self.cycles_run += 1
             took = self._clock.monotonic() - started
-            if self.interval_s == 0 and not succeeded and not self._stop.is_set():
-                next_start = self._after_failure(started)
+            if not succeeded and not self._stop.is_set():
+                if self.interval_s == 0:
+                    next_start = self._after_failure(started)
+                elif self.mode == "continuous":
+                    # A window cut short (a refused token, the SP-API breaker) must not leave
+                    # the refresh asleep until its end: the next one follows after the pause.
+                    next_start = min(next_start, self._after_failure(started))
             overran = 0 < self.interval_s <= took and self.mode == "sweep"
             if overran and not self._stop.is_set():
                 log.warning(
@@ -357,11 +362,15 @@ class Daemon:
                 )
 
     def _after_failure(self, started: float) -> float:
-        """``--interval 0``, after a cycle that did not succeed: when the next may start.
+        """``--interval 0``, or a continuous window, after a cycle that did not succeed: when
+        the next may start.
 
         :data:`FAILED_PAUSE` after this one's start, as if it were the interval: a lasting
         failure fails within a second and must not be retried in a tight loop, while a long
-        cycle that failed (its deadline, hours in) is followed at once, as any other."""
+        cycle that failed (its deadline, hours in) is followed at once, as any other. In
+        continuous mode the refresh is meant to run without pause: a window that failed early
+        is not followed at its window's end (an hour of sell-outs left on sale) but after
+        this pause."""
         settings = self._app.settings
         pause = settings.scaled(FAILED_PAUSE).total_seconds()
         next_start = started + pause
@@ -372,12 +381,22 @@ class Daemon:
                 if settings.runtime.time_scale != 1
                 else ""
             )
-            log.warning(
-                "the cycle did not succeed: with --interval 0 the next one starts %s%s after "
-                "it started, not at once, so a lasting failure is not retried in a tight loop",
-                human_duration(pause),
-                simulated,
-            )
+            if self.mode == "continuous":
+                log.warning(
+                    "the window did not succeed: the next window starts %s%s after it "
+                    "started, not at its window's end, nor at once (a lasting failure is not "
+                    "retried in a tight loop)",
+                    human_duration(pause),
+                    simulated,
+                )
+            else:
+                log.warning(
+                    "the cycle did not succeed: with --interval 0 the next one starts %s%s "
+                    "after it started, not at once, so a lasting failure is not retried in a "
+                    "tight loop",
+                    human_duration(pause),
+                    simulated,
+                )
         return next_start
 
     async def _take_cycle_lock(self) -> None:
