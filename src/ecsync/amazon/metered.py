@@ -9,7 +9,8 @@ One request per call, no retry: whoever schedules the refresh decides what to do
 failure (a throttled probe goes back in its queue; an error probe is not evidence). What the
 governor must learn happens here, the same way the batch fetch loop does it:
 
-- before: a valid access token, then a slot in the operation's bucket;
+- before: a valid access token, then a slot in the operation's bucket (a token that cannot
+  be had for a moment takes the slot all the same, so the caller's retry is paced);
 - a success (or an item-level refusal, which Amazon meters too): the granted rate from the
   answer's header;
 - ``Throttled``: the bucket backs off (``RateGovernor.throttled``) and the error is raised;
@@ -29,7 +30,7 @@ from ecsync.amazon.client import (
     OffersClient,
     ProbeAnswer,
 )
-from ecsync.amazon.errors import Throttled, TokenRejected
+from ecsync.amazon.errors import Throttled, TokenRejected, TransientError
 from ecsync.amazon.governor import RateGovernor
 
 
@@ -65,7 +66,14 @@ class MeteredPricing:
         return await self._metered(ITEM_OFFERS, lambda: self._client.item_offers(asin))
 
     async def _metered(self, operation: str, call: Callable[[], Awaitable[A]]) -> A:
-        await self._client.ensure_token()
+        try:
+            await self._client.ensure_token()
+        except TransientError:
+            # No request went out, but the caller's loop asks again at once: without a slot
+            # taken here an LWA outage (a refused connection fails in microseconds) would
+            # spin it, hammering LWA and the store. The failure is paced by the bucket.
+            await self._governor.acquire(operation)
+            raise
         await self._governor.acquire(operation)
         self.requests[operation] += 1
         try:
