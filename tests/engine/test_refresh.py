@@ -62,7 +62,7 @@ class ProbeDriven(RefreshScheduler):
         self.taken.discard(asin)
         self.quotes.append((asin, changed))
 
-    def quote_failed(self, asin: str, now: float) -> None:
+    def quote_failed(self, asin: str, now: float, *, error: bool = False) -> None:
         self.taken.discard(asin)
         self.failed.append(asin)
 

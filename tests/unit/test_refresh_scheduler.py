@@ -437,3 +437,25 @@ def test_max_quote_age_holds_and_hot_asins_get_more_quotes() -> None:
     cold_mean = sum(quotes[a] for a in true_rate if a not in hot) / (n - len(hot))
     assert hot_mean > 3 * cold_mean, (hot_mean, cold_mean)
     assert scheduler.rate("B00000") > scheduler.mean_rate() > scheduler.rate("B00001")
+
+
+def test_an_asin_whose_quote_errs_goes_behind_its_queue_not_to_its_front() -> None:
+    """The single-quote loop asks again as soon as a quote fails: an ASIN getItemOffers
+    always refuses, handed back to the front, would be its only work forever. Handed back
+    unanswered (a throttle, the window's end), it keeps its place."""
+    scheduler = _scheduler([AsinState("BAD", stake=1), AsinState("GOOD", stake=1)])
+    assert scheduler.next_single(1.0) == "BAD"
+    scheduler.quote_failed("BAD", 2.0)  # throttled: no answer, its place kept
+    assert scheduler.next_single(3.0) == "BAD"
+    scheduler.quote_failed("BAD", 4.0, error=True)
+    assert scheduler.next_single(5.0) == "GOOD"
+
+    urgent = _scheduler(
+        [AsinState("X", stake=1, last_quote_s=0.0), AsinState("Y", stake=1, last_quote_s=0.0)]
+    )
+    gone = Difference(Contradiction.BUY_BOX_GONE, "gone")
+    urgent.probed("X", 1.0, gone)
+    urgent.probed("Y", 2.0, gone)
+    assert urgent.next_single(3.0) == "X"
+    urgent.quote_failed("X", 4.0, error=True)
+    assert urgent.next_full(2, 5.0) == ["Y", "X"]  # still contradicted, now behind Y

@@ -532,12 +532,18 @@ class RefreshScheduler:
         self._flags[slot] = 0
         heapq.heappush(self._overdue_heap, (self._last_quote[slot], slot))
 
-    def quote_failed(self, asin: str, now: float) -> None:
+    def quote_failed(self, asin: str, now: float, *, error: bool = False) -> None:
         """No usable quote (error, throttle, stop): back in the queue, nothing learned.
 
-        It returns where it was: a contradicted ASIN to the contradicted queue, a new one to
-        the front of the new queue, any other to the overdue heap (served when overdue) and
-        to the next priority list.
+        Handed back unanswered (a throttle, the window's end, a stop), it returns where it
+        was: an asked-for or contradicted ASIN to the front of its queue, a new one to the
+        front of the new queue, any other to the overdue heap (served when overdue) and to the
+        next priority list. ``error``: Amazon answered with an error for it (an ASIN
+        getItemOffers refuses, a 5xx): it may fail again, so it goes behind the others of its
+        queue (a contradicted one as contradicted ``now``; any other waits for the next
+        priority list, not the overdue heap). Else the single-quote loop, which asks again
+        at once, would be handed the same failing ASIN back forever and spend its whole
+        quota on it.
         """
         slot = self._index.get(asin)
         if slot is None or not self._flags[slot] & _IN_FLIGHT:
@@ -546,13 +552,22 @@ class RefreshScheduler:
         self._in_flight -= 1
         flags = self._flags[slot]
         if flags & _ASKED:
-            self._asked.appendleft(slot)
+            if error:
+                self._asked.append(slot)
+            else:
+                self._asked.appendleft(slot)
         elif flags & _URGENT:
             rank, since = self._urgent[slot]
+            if error:
+                since = max(since, now)
+                self._urgent[slot] = (rank, since)
             heapq.heappush(self._urgent_heap, (rank, since, next(self._seq), slot))
         elif flags & _NEW:
-            self._new.appendleft(slot)
-        else:
+            if error:
+                self._new.append(slot)
+            else:
+                self._new.appendleft(slot)
+        elif not error:
             heapq.heappush(self._overdue_heap, (self._last_quote[slot], slot))
 
     def probed(self, asin: str, now: float, difference: Difference | None) -> None:

@@ -388,14 +388,15 @@ class Refresher:
     ) -> None:
         now = self._clock.time()
         quoted = {w.asin for w in writes if w.quote.status is not QuoteStatus.ERROR}
+        errors = {w.asin for w in writes if w.quote.status is QuoteStatus.ERROR}
         for asin in asins:
             if asin not in self._taken:
                 continue  # already handed back (the window ended while it was in flight)
             self._taken.discard(asin)
             if asin in quoted:
                 self._scheduler.quoted(asin, now, changed.get(asin, False))
-            else:
-                self._scheduler.quote_failed(asin, now)
+            else:  # an error answer goes behind its queue; one never asked, to its front
+                self._scheduler.quote_failed(asin, now, error=asin in errors)
 
     # --- single quotes ------------------------------------------------------------------
 
