@@ -114,6 +114,9 @@ def refresh_policy(settings: Settings) -> RefreshPolicy:
         max_quote_age_s=settings.scaled(settings.daemon.max_quote_age).total_seconds(),
         prior_rate_per_day=default.prior_rate_per_day * scale,
         prior_weight_s=default.prior_weight_s / scale,
+        # Simulated time too: unscaled, at --speed 100 the priority list was rebuilt only
+        # every 8 simulated hours (when not exhausted first), ranking on stale ages.
+        rebuild_s=default.rebuild_s / scale,
     )
 
 

@@ -48,8 +48,8 @@ def _governor(db: DbRunner, clock: FakeClock) -> RateGovernor:
     return RateGovernor(db, "client:abc", Stop(), clock)
 
 
-async def _slot(governor: RateGovernor, db: DbRunner) -> float:
-    slot, _rate = await db.run(lambda s: governor._reserve(s, OP))
+async def _slot(governor: RateGovernor, db: DbRunner, operation: str = OP) -> float:
+    slot, _rate = await db.run(lambda s: governor._reserve(s, operation))
     return slot
 
 
@@ -112,6 +112,23 @@ async def test_rate_header_retunes_and_throttle_cuts_then_recovers(db: DbRunner)
     spacing = await _slot(governor, db) - first - IDLE_LATENESS_S
     assert spacing == pytest.approx(fast, abs=1e-6)  # back to the 20 ms margin
     assert governor.margin_s == pytest.approx(0.02)
+
+
+async def test_a_429_on_one_operation_does_not_slow_another(db: DbRunner) -> None:
+    """Each operation has its own bucket at Amazon, so its own margin here: a throttle of
+    the batch operation widens the batch's margin only."""
+    clock = FakeClock()
+    governor = _governor(db, clock)
+    other = "getCompetitivePricing"
+    await governor.granted(OP, 10.0)
+    await governor.granted(other, 10.0)
+    await governor.throttled(OP)
+    assert governor.margin(OP) == pytest.approx(0.04)
+    assert governor.margin(other) == pytest.approx(0.02)
+    clock.now += 100
+    first = await _slot(governor, db, other)
+    spacing = await _slot(governor, db, other) - first - IDLE_LATENESS_S
+    assert spacing == pytest.approx(1 / pace(10), abs=1e-6)  # still the 20 ms margin
 
 
 def test_pacing_margin_is_absolute() -> None:

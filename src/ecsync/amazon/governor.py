@@ -87,8 +87,9 @@ class RateGovernor:
         self._prefix = f"spapi:{credentials_key}"
         self._stop = stop
         self._clock = clock or SystemClock()
-        # This process's own jitter margin: how late its sends run depends on its machine.
-        self.margin_s = JITTER_S
+        # This process's own jitter margin per operation: how late its sends run depends on
+        # its machine, and a 429 or a late wake on one operation must not slow the others.
+        self._margins: dict[str, float] = {}
         # Operations whose row is at full pace for this granted rate: no write needed.
         self._settled: dict[str, float | None] = {}
         self.forfeits = 0  # slots given up because the wait ended too late for them
@@ -100,6 +101,18 @@ class RateGovernor:
 
     def key(self, operation: str) -> str:
         return f"{self._prefix}:{operation}"
+
+    def margin(self, operation: str) -> float:
+        """The jitter margin ``operation`` is paced with now (see :func:`pace`)."""
+        return self._margins.get(operation, JITTER_S)
+
+    @property
+    def margin_s(self) -> float:
+        """The widest margin of any operation (for reports)."""
+        return max(self._margins.values(), default=JITTER_S)
+
+    def _widen(self, operation: str) -> None:
+        self._margins[operation] = min(MAX_JITTER_S, self.margin(operation) * WIDEN)
 
     async def acquire(self, operation: str) -> float:
         """Wait for this request's slot; returns the seconds waited.
@@ -131,7 +144,7 @@ class RateGovernor:
                 return self._clock.time() - started
             forfeits += 1
             self.forfeits += 1
-            self.margin_s = min(MAX_JITTER_S, self.margin_s * WIDEN)
+            self._widen(operation)
             self._settled.pop(operation, None)
             log.debug(
                 "%s: woke %.1f ms late, slack %.1f ms: slot given up",
@@ -191,7 +204,7 @@ class RateGovernor:
         if (
             self._settled.get(operation) == rate_header
             and rate_header is not None
-            and self.margin_s == JITTER_S
+            and self.margin(operation) == JITTER_S
         ):
             return
         await self._db.run(lambda s: self._on_success(s, operation, rate_header))
@@ -206,14 +219,14 @@ class RateGovernor:
                 f"{row.granted_rate:.4g}" if row.granted_rate else "the documented default",
             )
             row.granted_rate = rate_header
-            self._set_rate(row, pace(rate_header, self.margin_s))
+            self._set_rate(row, pace(rate_header, self.margin(operation)))
             self._settled.pop(operation, None)
             return
-        self.margin_s = max(JITTER_S, self.margin_s * JITTER_DECAY)
+        margin = self._margins[operation] = max(JITTER_S, self.margin(operation) * JITTER_DECAY)
         granted = row.granted_rate or DOCUMENTED.get(operation, Quota(0.1, 1)).rate
-        ceiling = pace(granted, self.margin_s)
+        ceiling = pace(granted, margin)
         row.rate = min(ceiling, row.rate * RECOVERY)  # slots already handed out stay put
-        if row.rate >= ceiling and self.margin_s == JITTER_S:
+        if row.rate >= ceiling and margin == JITTER_S:
             self._settled[operation] = rate_header
 
     def _set_rate(self, row: ApiUsage, rate: float) -> None:
@@ -242,7 +255,7 @@ class RateGovernor:
         now = self._clock.time()
         row = self._row(session, operation)
         granted = row.granted_rate or DOCUMENTED.get(operation, Quota(0.1, 1)).rate
-        self.margin_s = min(MAX_JITTER_S, self.margin_s * WIDEN)
+        self._widen(operation)
         self._settled.pop(operation, None)
         row.rate = max(granted * FLOOR, row.rate * CUT)
         row.updated_at = _ts(max(row.updated_at.timestamp(), now) + 1 / row.rate)
