@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
+from ecsync.store.schema import Lease
 from tests.conftest import CliResult
 from tests.integration.conftest import Shop, import_channel_listings, make_shop  # noqa: F401
 
@@ -273,3 +275,27 @@ def metrics_url(directory: Path) -> str:
         "the health server's URL in the log",
     )
     return str(found.group(1))
+
+
+def daemon_lease(
+    *,
+    since: datetime,
+    heartbeat_at: datetime,
+    phase: str,
+    progress: dict[str, Any],
+    next_cycle_at: datetime | None = None,
+) -> Lease:
+    """The ``daemon`` lease a running daemon of this process would hold (its pid is alive),
+    for status tests that stage a daemon's state without running one."""
+    return Lease(
+        name="daemon",
+        holder="me",
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        since=since,
+        heartbeat_at=heartbeat_at,
+        state="running",
+        phase=phase,
+        progress=progress,
+        next_cycle_at=next_cycle_at,
+    )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,8 +11,9 @@ from typing import Any
 from ecsync.config import load_settings
 from ecsync.status import _reason_key
 from ecsync.store.engine import make_engine, session_factory, transaction
-from ecsync.store.schema import ApiUsage, Lease
+from ecsync.store.schema import ApiUsage
 from tests.conftest import CliResult
+from tests.daemon.conftest import daemon_lease
 
 
 def _status(cli: Callable[..., CliResult]) -> dict[str, Any]:
@@ -62,16 +61,11 @@ def test_a_stalled_daemon_and_used_budgets(
     hour_start = now.replace(minute=0, second=0, microsecond=0)
     with transaction(session_factory(engine)) as session:
         session.add(
-            Lease(
-                name="daemon",
-                holder="me",
-                pid=os.getpid(),  # alive, but its heartbeat is five minutes old
-                host=socket.gethostname(),
+            daemon_lease(
                 since=now - timedelta(hours=1),
                 heartbeat_at=now - timedelta(minutes=5),
-                state="running",
                 phase="fetch",
-                progress={"interval_s": 600.0},
+                progress={"interval_s": 600.0},  # alive, but its heartbeat is five minutes old
                 next_cycle_at=None,
             )
         )

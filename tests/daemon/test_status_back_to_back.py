@@ -5,16 +5,14 @@ that daemon is not following; and the human view says the cycles run back to bac
 from __future__ import annotations
 
 import json
-import os
-import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ecsync.config import load_settings
 from ecsync.store.engine import make_engine, session_factory, transaction
-from ecsync.store.schema import Lease
 from tests.conftest import BASIC_CONFIG, CliResult
+from tests.daemon.conftest import daemon_lease
 
 BACK_TO_BACK_S = 3 * 3600  # the daemon's deadline, stale_after and /healthz measure by it
 
@@ -28,14 +26,9 @@ def test_status_of_a_back_to_back_daemon(
     now = datetime.now(UTC)
     with transaction(session_factory(engine)) as session:
         session.add(
-            Lease(
-                name="daemon",
-                holder="me",
-                pid=os.getpid(),
-                host=socket.gethostname(),
+            daemon_lease(
                 since=now - timedelta(minutes=1),
                 heartbeat_at=now,
-                state="running",
                 phase="fetch",
                 progress={"interval_s": 0.0},  # what `daemon --interval 0` publishes
                 next_cycle_at=None,

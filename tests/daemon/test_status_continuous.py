@@ -4,8 +4,6 @@ and keeps "cycle" for the sweep; the live Refresh line shows the queue and probe
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,8 +13,9 @@ import pytest
 
 from ecsync.config import load_settings
 from ecsync.store.engine import make_engine, session_factory, transaction
-from ecsync.store.schema import Cycle, Lease
+from ecsync.store.schema import Cycle
 from tests.conftest import CliResult
+from tests.daemon.conftest import daemon_lease
 
 REFRESH = {
     "queue": {"urgent": 1, "new": 0, "overdue": 4, "in_flight": 2},
@@ -32,14 +31,9 @@ def _running_daemon(config: Path, progress: dict[str, Any]) -> None:
     now = datetime.now(UTC)
     with transaction(session_factory(engine)) as session:
         session.add(
-            Lease(
-                name="daemon",
-                holder="me",
-                pid=os.getpid(),
-                host=socket.gethostname(),
+            daemon_lease(
                 since=now - timedelta(hours=2),
                 heartbeat_at=now,
-                state="running",
                 phase="refresh",
                 progress={"interval_s": 3600.0, **progress},
                 next_cycle_at=now + timedelta(minutes=40),

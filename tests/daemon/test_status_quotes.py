@@ -10,9 +10,7 @@ Oracles are the test's own: quote-age percentiles by the nearest-rank rule writt
 from __future__ import annotations
 
 import json
-import os
 import random
-import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,9 +25,9 @@ from ecsync.health import DaemonMetrics
 from ecsync.status import quote_view
 from ecsync.store.engine import make_engine, session_factory, transaction
 from ecsync.store.migrate import upgrade_to_head
-from ecsync.store.schema import Account, Cycle, Lease, Listing, Product
+from ecsync.store.schema import Account, Cycle, Listing, Product
 from tests.conftest import CliResult
-from tests.daemon.conftest import DaemonProcess, Db, metrics_url, set_config, wait_for
+from tests.daemon.conftest import DaemonProcess, Db, daemon_lease, metrics_url, set_config, wait_for
 from tests.integration.conftest import Shop
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -218,14 +216,9 @@ def test_a_continuous_heartbeat_shows_queue_and_probe_hit_rate(
     }
     with transaction(session_factory(engine)) as session:
         session.add(
-            Lease(
-                name="daemon",
-                holder="me",
-                pid=os.getpid(),
-                host=socket.gethostname(),
+            daemon_lease(
                 since=now - timedelta(hours=1),
                 heartbeat_at=now,
-                state="running",
                 phase="refresh",
                 progress={"interval_s": 3600.0, "refresh": refresh},
                 next_cycle_at=None,
